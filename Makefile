@@ -1,0 +1,99 @@
+# msglayer - one GNU Makefile for the library, tools, tests and docs.
+#   make                 library (build/lib) and tools (build/bin)
+#   make check           every test (installs missing Debian packages first)
+#   make check SANITIZE=address,undefined   same, built with sanitizers (build-san/)
+#   make demo            the main job: a live failover demo
+#   make install PREFIX=/usr/local
+#   make deps            install the Debian packages the build needs
+
+PREFIX ?= /usr/local
+CC ?= cc
+SANITIZE ?=
+
+ifeq ($(SANITIZE),)
+BUILD := build
+OPT := -O2
+else
+BUILD := build-san
+OPT := -O1 -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+endif
+
+PKGS := liburcu-bp liburcu-cds libisal
+DEPS_DEBIAN := gcc make pkg-config libev-dev liburcu-dev libisal-dev libcmocka-dev
+
+CFLAGS := -std=gnu11 -g $(OPT) -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+	-Wmissing-prototypes -Wno-missing-field-initializers -fPIC -D_GNU_SOURCE \
+	$(filter-out -I/usr/include%,$(shell pkg-config --cflags $(PKGS) 2>/dev/null)) \
+	$(EXTRA_CFLAGS)
+LDFLAGS := $(filter -fsanitize=%,$(OPT)) $(EXTRA_LDFLAGS)
+LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lev -lpthread -lm
+
+LIB_SRC := $(wildcard msglayer/*.c) $(wildcard transports/*.c) $(wildcard failover/*.c)
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+TOOLS := $(patsubst tools/%.c,$(BUILD)/bin/%,$(wildcard tools/*.c))
+EXAMPLES := $(patsubst examples/%.c,$(BUILD)/bin/%,$(wildcard examples/*.c))
+UNIT := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
+INTEG := $(patsubst tests/integ/%.c,$(BUILD)/tests/%,$(wildcard tests/integ/test_*.c))
+
+.PHONY: all deps check unit integ demo install clean
+.DEFAULT_GOAL := all
+
+all: $(BUILD)/lib/libmsglayer.a $(BUILD)/lib/libmsglayer.so $(TOOLS) $(EXAMPLES)
+
+deps:
+	@./.ci/deps.sh $(DEPS_DEBIAN)
+
+$(BUILD)/obj/%.o: %.c $(wildcard msglayer/*.h transports/*.h failover/*.h) Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/lib/libmsglayer.a: $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/lib/libmsglayer.so: $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) -shared -Wl,-soname,libmsglayer.so.0 $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/bin/%: tools/%.c $(BUILD)/lib/libmsglayer.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Imsglayer $(LDFLAGS) -o $@ $< $(BUILD)/lib/libmsglayer.a $(LIBS)
+
+$(BUILD)/bin/%: examples/%.c $(BUILD)/lib/libmsglayer.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Imsglayer $(LDFLAGS) -o $@ $< $(BUILD)/lib/libmsglayer.a $(LIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/lib/libmsglayer.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Imsglayer $(LDFLAGS) -o $@ $< $(BUILD)/lib/libmsglayer.a $(LIBS) -lcmocka
+
+$(BUILD)/tests/%: tests/integ/%.c $(BUILD)/lib/libmsglayer.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Imsglayer $(LDFLAGS) -o $@ $< $(BUILD)/lib/libmsglayer.a $(LIBS)
+
+# Every test runs even when one fails; the target fails if any did.
+check: deps
+	@$(MAKE) --no-print-directory all $(UNIT) $(INTEG)
+	@$(MAKE) --no-print-directory unit integ
+
+unit:
+	@fail=0; for t in $(UNIT); do echo "== $$t"; $$t || fail=1; done; exit $$fail
+
+integ:
+	@fail=0; for t in $(INTEG); do echo "== $$t"; $$t || fail=1; done; exit $$fail
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	$(BUILD)/bin/ml-demo
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin
+	install -m 644 msglayer/msglayer.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 $(BUILD)/lib/libmsglayer.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(BUILD)/lib/libmsglayer.so $(DESTDIR)$(PREFIX)/lib/libmsglayer.so.0
+	ln -sf libmsglayer.so.0 $(DESTDIR)$(PREFIX)/lib/libmsglayer.so
+	$(if $(TOOLS)$(EXAMPLES),install -m 755 $(TOOLS) $(EXAMPLES) $(DESTDIR)$(PREFIX)/bin/)
+	sed -e 's|@PREFIX@|$(PREFIX)|' msglayer/msglayer.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/msglayer.pc
+
+clean:
+	rm -rf build build-san

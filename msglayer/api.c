@@ -1,0 +1,327 @@
+/* api.c - public calls that build messages and queue them on the owning worker. */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct ml_buf ml_buf_iov(const struct iovec *iov, unsigned iovcnt)
+{
+	struct ml_buf b = { ML_BUF_IOV, iovcnt, iov, 0, 0 };
+	for (unsigned i = 0; i < iovcnt; i++)
+		b.length += iov[i].iov_len;
+	return b;
+}
+
+/* Number of iovecs the bytes of b need, or -1 if b is malformed. */
+static long buf_iov_count(const struct ml_buf *b)
+{
+	if (b->type == ML_BUF_PLAIN)
+		return b->length ? 1 : 0;
+	if (b->type != ML_BUF_IOV || (!b->base && b->iovcnt))
+		return -1;
+	const struct iovec *v = b->base;
+	size_t pos = 0, end = b->offset + b->length;
+	long n = 0;
+	for (unsigned i = 0; i < b->iovcnt && pos < end; i++) {
+		if (pos + v[i].iov_len > b->offset && v[i].iov_len)
+			n++;
+		pos += v[i].iov_len;
+	}
+	return pos >= end ? n : -1;
+}
+
+static unsigned buf_iov_fill(const struct ml_buf *b, struct iovec *out)
+{
+	if (b->type == ML_BUF_PLAIN) {
+		if (!b->length)
+			return 0;
+		out->iov_base = (char *)(uintptr_t)b->base + b->offset;
+		out->iov_len = b->length;
+		return 1;
+	}
+	const struct iovec *v = b->base;
+	size_t pos = 0, start = b->offset, end = b->offset + b->length;
+	unsigned n = 0;
+	for (unsigned i = 0; i < b->iovcnt && pos < end; i++) {
+		size_t s = pos, e = pos + v[i].iov_len;
+		pos = e;
+		if (e <= start || !v[i].iov_len)
+			continue;
+		size_t from = start > s ? start - s : 0, to = (end < e ? end : e) - s;
+		out[n].iov_base = (char *)v[i].iov_base + from;
+		out[n++].iov_len = to - from;
+	}
+	return n;
+}
+
+void ml_msg_free(struct ml_msg_out *m)
+{
+	if (m->frags != &m->frag1)
+		free(m->frags);
+	if (m->iov != m->iov1)
+		free(m->iov);
+	free(m->copy);
+	free(m);
+}
+
+/* Build a message from buffer references; NULL with *err set on failure. */
+static struct ml_msg_out *msg_build(struct ml_peer *p, const struct ml_buf *bufs, unsigned nbufs,
+				    unsigned flags, int *err)
+{
+	size_t total = 0;
+	long niov = 0;
+	*err = ML_EINVAL;
+	if (nbufs && !bufs)
+		return NULL;
+	for (unsigned i = 0; i < nbufs; i++) {
+		long k = buf_iov_count(&bufs[i]);
+		if (k < 0 || (bufs[i].type == ML_BUF_PLAIN && bufs[i].length && !bufs[i].base))
+			return NULL;
+		niov += k;
+		total += bufs[i].length;
+	}
+	if (total > p->ctx->cfg.max_msg_size) {
+		*err = ML_ETOOBIG;
+		return NULL;
+	}
+	*err = ML_ENOMEM;
+	struct ml_msg_out *m = calloc(1, sizeof(*m));
+	if (!m)
+		return NULL;
+	m->peer = p;
+	m->len = (uint32_t)total;
+	m->cmd.type = ML_CMD_SEND;
+	m->iov = m->iov1;
+	if ((flags & ML_SEND_COPY) && total) {
+		/* One owned copy: the caller may reuse its memory at once. */
+		m->copy = malloc(total);
+		if (!m->copy) {
+			free(m);
+			return NULL;
+		}
+		size_t at = 0;
+		for (unsigned i = 0; i < nbufs; i++) {
+			struct iovec tmp[64];
+			const struct ml_buf *b = &bufs[i];
+			if (b->type == ML_BUF_PLAIN) {
+				memcpy((char *)m->copy + at, (const char *)b->base + b->offset, b->length);
+				at += b->length;
+				continue;
+			}
+			/* Copy an iovec list in chunks of whole entries. */
+			const struct iovec *v = b->base;
+			size_t pos = 0, end = b->offset + b->length;
+			for (unsigned j = 0; j < b->iovcnt && pos < end; j++) {
+				struct ml_buf one = { ML_BUF_IOV, 1, &v[j], 0, v[j].iov_len };
+				size_t s = pos, e = pos + v[j].iov_len;
+				pos = e;
+				if (e <= b->offset)
+					continue;
+				one.offset = b->offset > s ? b->offset - s : 0;
+				one.length = (end < e ? end : e) - s - one.offset;
+				unsigned k = buf_iov_fill(&one, tmp);
+				for (unsigned t = 0; t < k; t++) {
+					memcpy((char *)m->copy + at, tmp[t].iov_base, tmp[t].iov_len);
+					at += tmp[t].iov_len;
+				}
+			}
+		}
+		m->iov1[0].iov_base = m->copy;
+		m->iov1[0].iov_len = total;
+		m->iovcnt = 1;
+	} else {
+		if (niov > 2) {
+			m->iov = malloc((size_t)niov * sizeof(*m->iov));
+			if (!m->iov) {
+				free(m);
+				return NULL;
+			}
+		}
+		for (unsigned i = 0; i < nbufs; i++)
+			m->iovcnt += buf_iov_fill(&bufs[i], m->iov + m->iovcnt);
+	}
+	*err = 0;
+	return m;
+}
+
+static void post(struct ml_peer *p, struct ml_msg_out *m)
+{
+	if (ml_on_worker_thread(p->w))
+		ml_peer_submit(p, m); /* from a callback: no queue hop */
+	else
+		ml_worker_post(p->w, &m->cmd);
+}
+
+/* Admission: a bounded number of messages and bytes per peer, whatever the
+ * application does (flow control). Responses are exempt: they are bounded by
+ * the requests the peer may have in flight. */
+static int admit(struct ml_peer *p, uint32_t len, int exempt)
+{
+	struct ml_config *cfg = &p->ctx->cfg;
+	uint64_t n = __atomic_add_fetch(&p->submitted, 1, __ATOMIC_RELAXED);
+	uint64_t b = __atomic_add_fetch(&p->submitted_bytes, len, __ATOMIC_RELAXED);
+	if (exempt || (n <= (uint64_t)cfg->max_inflight_msgs + cfg->max_queued_msgs &&
+		       (b <= cfg->max_inflight_bytes + cfg->max_queued_bytes || n == 1)))
+		return 0;
+	__atomic_sub_fetch(&p->submitted, 1, __ATOMIC_RELAXED);
+	__atomic_sub_fetch(&p->submitted_bytes, len, __ATOMIC_RELAXED);
+	__atomic_store_n(&p->want_room, 1, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&p->st.refused, 1, __ATOMIC_RELAXED);
+	return ML_EAGAIN;
+}
+
+static int send_msg(struct ml_peer *p, uint8_t kind, uint64_t tag, uint64_t ref,
+		    const struct ml_buf *bufs, unsigned nbufs, unsigned flags, ml_response_cb rcb,
+		    ml_send_cb scb, void *arg)
+{
+	int err;
+	struct ml_msg_out *m = msg_build(p, bufs, nbufs, flags, &err);
+	if (!m)
+		return err;
+	err = admit(p, m->len, kind == ML_KIND_RESPONSE);
+	if (err) {
+		ml_msg_free(m);
+		return err;
+	}
+	m->kind = kind;
+	m->tag = tag;
+	m->ref = ref;
+	m->rcb = rcb;
+	m->scb = scb;
+	m->arg = arg;
+	post(p, m);
+	return 0;
+}
+
+int ml_request_send(ml_peer *peer, uint64_t tag, const struct ml_buf *bufs, unsigned nbufs,
+		    unsigned flags, ml_response_cb cb, void *arg)
+{
+	if (!peer || !cb)
+		return ML_EINVAL;
+	return send_msg(peer, ML_KIND_REQUEST, tag, 0, bufs, nbufs, flags, cb, NULL, arg);
+}
+
+int ml_message_send(ml_peer *peer, uint64_t tag, const struct ml_buf *bufs, unsigned nbufs,
+		    unsigned flags, ml_send_cb cb, void *arg)
+{
+	if (!peer)
+		return ML_EINVAL;
+	return send_msg(peer, ML_KIND_ONEWAY, tag, 0, bufs, nbufs, flags, NULL, cb, arg);
+}
+
+int ml_respond(ml_request *req, const struct ml_buf *bufs, unsigned nbufs, unsigned flags,
+	       ml_send_cb cb, void *arg)
+{
+	if (!req)
+		return ML_EINVAL;
+	struct ml_request r = *req;
+	free(req);
+	/* The session this request came on is gone: its requester got an error
+	 * already, and the number would mean nothing to the new session. */
+	if (__atomic_load_n(&r.peer->session_id, __ATOMIC_RELAXED) != r.session_id)
+		return ML_EPEERRESTART;
+	return send_msg(r.peer, ML_KIND_RESPONSE, r.tag, r.seq, bufs, nbufs, flags, NULL, cb, arg);
+}
+
+uint64_t ml_request_tag(const ml_request *req)
+{
+	return req ? req->tag : 0;
+}
+
+int ml_peer_add(ml_ctx *ctx, uint32_t node_id, const char *const *urls, unsigned n_urls,
+		ml_peer **out)
+{
+	if (!ctx || node_id == 0 || node_id == ctx->cfg.node_id || (n_urls && !urls) ||
+	    n_urls > ML_MAX_OUTBOUND)
+		return ML_EINVAL;
+	struct ml_cmd_paths *cp = calloc(1, sizeof(*cp));
+	if (!cp)
+		return ML_ENOMEM;
+	for (unsigned i = 0; i < n_urls; i++) {
+		int rc = ml_endpoint_parse(urls[i], &cp->eps[i]);
+		if (rc) {
+			ml_log(ctx, ML_LOG_ERR, "peer %u: bad endpoint '%s': %s", node_id,
+			       urls[i] ? urls[i] : "(null)", ml_strerror(rc));
+			free(cp);
+			return rc;
+		}
+	}
+	int created;
+	struct ml_peer *p = ml_peer_get_or_create(ctx, node_id, &created);
+	if (!p) {
+		free(cp);
+		return ML_ENOMEM;
+	}
+	cp->cmd.type = ML_CMD_ADD_PATHS;
+	cp->peer = p;
+	cp->n = n_urls;
+	ml_worker_post(p->w, &cp->cmd);
+	if (out)
+		*out = p;
+	return 0;
+}
+
+uint32_t ml_peer_node_id(const ml_peer *peer)
+{
+	return peer ? peer->node_id : 0;
+}
+
+int ml_peer_stats_get(ml_peer *p, struct ml_peer_stats *st, struct ml_path_stats *paths,
+		      unsigned *npaths)
+{
+	if (!p || !st)
+		return ML_EINVAL;
+	/* Counters are single-writer relaxed atomics: each is exact, the set is
+	 * a near-instant snapshot, not a transaction. */
+	const uint64_t *src = (const uint64_t *)&p->st.msgs_sent;
+	uint64_t *dst = (uint64_t *)&st->msgs_sent;
+	size_t nwords = (sizeof(*st) - offsetof(struct ml_peer_stats, msgs_sent)) / sizeof(uint64_t);
+	for (size_t i = 0; i < nwords; i++)
+		dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
+	st->node_id = p->node_id;
+	st->peer_incarnation = ML_STAT_GET(p->st.peer_incarnation);
+	st->paths_up = ML_STAT_GET(p->st.paths_up);
+	unsigned n = __atomic_load_n(&p->npaths, __ATOMIC_ACQUIRE);
+	st->paths = n;
+	st->frames_resent = ML_STAT_GET(p->st.frames_resent);
+	if (paths && npaths) {
+		unsigned k = n < *npaths ? n : *npaths;
+		for (unsigned i = 0; i < k; i++) {
+			struct ml_path *path = __atomic_load_n(&p->paths[i], __ATOMIC_ACQUIRE);
+			const struct ml_path_stats *s = &path->st;
+			struct ml_path_stats *d = &paths[i];
+			memcpy(d->url, s->url, sizeof(d->url)); /* written before the path was published or on reconnect of an inbound path */
+			d->url[sizeof(d->url) - 1] = 0;
+			d->state = ML_STAT_GET(s->state);
+			d->outbound = s->outbound;
+			const uint64_t *a = &s->frames_sent;
+			uint64_t *b = &d->frames_sent;
+			size_t w = (offsetof(struct ml_path_stats, rtt_us) -
+				    offsetof(struct ml_path_stats, frames_sent)) / sizeof(uint64_t);
+			for (size_t j = 0; j < w; j++)
+				b[j] = __atomic_load_n(&a[j], __ATOMIC_RELAXED);
+			__atomic_load(&s->rtt_us, &d->rtt_us, __ATOMIC_RELAXED);
+			__atomic_load(&s->rate_bps, &d->rate_bps, __ATOMIC_RELAXED);
+		}
+	}
+	if (npaths)
+		*npaths = n;
+	return 0;
+}
+
+int ml_fault_inject(ml_peer *peer, unsigned path_idx, int fault)
+{
+	if (!peer || (fault != ML_FAULT_SHUTDOWN && fault != ML_FAULT_RESET))
+		return ML_EINVAL;
+	if (path_idx >= __atomic_load_n(&peer->npaths, __ATOMIC_ACQUIRE))
+		return ML_ENOENT;
+	struct ml_cmd_fault *cf = calloc(1, sizeof(*cf));
+	if (!cf)
+		return ML_ENOMEM;
+	cf->cmd.type = ML_CMD_FAULT;
+	cf->peer = peer;
+	cf->path_idx = path_idx;
+	cf->fault = fault;
+	ml_worker_post(peer->w, &cf->cmd);
+	return 0;
+}

@@ -1,0 +1,444 @@
+/* ctx.c - contexts, workers and the command queue that makes calls thread-safe. */
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+uint64_t ml_random64(void)
+{
+	uint64_t v = 0;
+	while (v == 0) {
+		if (getrandom(&v, sizeof(v), 0) != sizeof(v)) {
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			v = ((uint64_t)ts.tv_nsec << 32) ^ (uint64_t)ts.tv_sec ^ ((uint64_t)getpid() << 48);
+		}
+	}
+	return v;
+}
+
+static void log_stderr(void *arg, int level, const char *text)
+{
+	static const char *const names[] = { "error", "warn", "info", "debug" };
+	(void)arg;
+	fprintf(stderr, "msglayer %s: %s\n", names[level & 3], text);
+}
+
+void ml_log(struct ml_ctx *ctx, int level, const char *fmt, ...)
+{
+	char text[512];
+	va_list ap;
+
+	if (level > ctx->cfg.log_level)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	ctx->cfg.log(ctx->cfg.log_arg, level, text);
+}
+
+void ml_config_init(struct ml_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->workers = 1;
+	cfg->max_frag_payload = 256 * 1024;
+	cfg->max_msg_size = 64u << 20;
+	cfg->max_inflight_msgs = 1024;
+	cfg->max_inflight_bytes = 64ull << 20;
+	cfg->max_queued_msgs = 8192;
+	cfg->max_queued_bytes = 256ull << 20;
+	cfg->path_max_outstanding = 8ull << 20;
+	cfg->sched_policy = ML_SCHED_ADAPTIVE;
+	cfg->reconnect_min_s = 0.01;
+	cfg->reconnect_max_s = 2.0;
+	cfg->ping_interval_s = 0.25;
+	cfg->session_timeout_s = 30.0;
+	cfg->accept_unknown_peers = 1;
+	cfg->log_level = ML_LOG_WARN;
+	const char *lv = getenv("ML_LOG_LEVEL");
+	if (lv)
+		cfg->log_level = !strcmp(lv, "debug") ? ML_LOG_DEBUG
+				 : !strcmp(lv, "info") ? ML_LOG_INFO
+				 : !strcmp(lv, "error") ? ML_LOG_ERR : ML_LOG_WARN;
+}
+
+/* Zero fields mean "default"; out-of-range values are errors, not clamps. */
+static int config_complete(struct ml_config *c)
+{
+	struct ml_config d;
+	ml_config_init(&d);
+#define DEF(f) if (!c->f) c->f = d.f
+	DEF(max_frag_payload); DEF(max_msg_size); DEF(max_inflight_msgs); DEF(max_inflight_bytes);
+	DEF(max_queued_msgs); DEF(max_queued_bytes); DEF(path_max_outstanding);
+	DEF(reconnect_min_s); DEF(reconnect_max_s); DEF(ping_interval_s); DEF(session_timeout_s);
+	DEF(workers);
+#undef DEF
+	if (!c->log)
+		c->log = log_stderr;
+	if (c->node_id == 0 || c->max_frag_payload < 4096 || c->max_frag_payload > (16u << 20) ||
+	    c->max_inflight_msgs > (1u << 20) || c->sched_policy > ML_SCHED_ROUND_ROBIN ||
+	    c->workers > 64 || c->reconnect_min_s > c->reconnect_max_s)
+		return ML_EINVAL;
+	return 0;
+}
+
+int ml_on_worker_thread(const struct ml_worker *w)
+{
+	return pthread_equal(pthread_self(), w->thread);
+}
+
+void ml_worker_post(struct ml_worker *w, struct ml_cmd *c)
+{
+	cds_wfcq_node_init(&c->node);
+	cds_wfcq_enqueue(&w->qhead, &w->qtail, &c->node);
+	ev_async_send(w->loop, &w->wake);
+}
+
+static void listener_free_all(struct ml_ctx *ctx)
+{
+	while (ctx->listeners) {
+		struct ml_listener *l = ctx->listeners;
+		ctx->listeners = l->next;
+		if (!l->started) /* destroyed before its worker got to it */
+			l->ops->close(l->fd);
+		free(l);
+	}
+}
+
+static void worker_stop(struct ml_worker *w)
+{
+	struct cds_lfht_iter it;
+	struct ml_peer *p;
+
+	w->stopped = 1; /* from here on nothing reconnects and sends are canceled */
+	ml_listeners_stop(w);
+	rcu_read_lock();
+	cds_lfht_for_each_entry(w->ctx->peers, &it, p, hnode)
+		if (p->w == w)
+			ml_peer_cancel_all(p, ML_ECANCELED);
+	rcu_read_unlock();
+	ev_async_stop(w->loop, &w->wake);
+	ev_prepare_stop(w->loop, &w->flush);
+	if (w->own_loop)
+		ev_break(w->loop, EVBREAK_ALL);
+}
+
+static void run_cmd(struct ml_worker *w, struct ml_cmd *c)
+{
+	switch (c->type) {
+	case ML_CMD_SEND: {
+		struct ml_msg_out *m = caa_container_of(c, struct ml_msg_out, cmd);
+		ml_peer_submit(m->peer, m);
+		break;
+	}
+	case ML_CMD_ADD_PATHS: {
+		struct ml_cmd_paths *cp = caa_container_of(c, struct ml_cmd_paths, cmd);
+		for (unsigned i = 0; i < cp->n; i++) {
+			struct ml_path *path = ml_path_new(cp->peer, 1, cp->peer->n_outbound);
+			if (!path) {
+				ml_log(w->ctx, ML_LOG_ERR, "peer %u: cannot add path %s: too many paths",
+				       cp->peer->node_id, cp->eps[i].url);
+				continue;
+			}
+			cp->peer->n_outbound++;
+			path->ep = cp->eps[i];
+			path->ops = cp->eps[i].ops;
+			snprintf(path->st.url, sizeof(path->st.url), "%s", cp->eps[i].url);
+			ml_path_start_connect(path);
+		}
+		free(cp);
+		break;
+	}
+	case ML_CMD_ATTACH: {
+		struct ml_cmd_attach *ca = caa_container_of(c, struct ml_cmd_attach, cmd);
+		struct ml_peer *p = ca->peer;
+		struct ml_path *path = NULL;
+		/* A reconnect of the same connector path replaces the old inbound path. */
+		for (unsigned i = 0; i < p->npaths; i++)
+			if (!p->paths[i]->outbound && p->paths[i]->origin_idx == ca->hello.path_idx)
+				path = p->paths[i];
+		if (path && path->state != ML_PATH_CLOSED)
+			ml_path_fail(path, ML_ENOTCONN, "replaced by a new connection from the peer");
+		if (!path)
+			path = ml_path_new(p, 0, ca->hello.path_idx);
+		if (!path) {
+			ml_log(w->ctx, ML_LOG_WARN, "peer %u: refusing inbound path: too many paths", p->node_id);
+			ca->ops->close(ca->fd);
+		} else {
+			ml_path_attach(path, ca->fd, ca->ops, &ca->hello, ca->url);
+		}
+		free(ca);
+		break;
+	}
+	case ML_CMD_LISTEN:
+		ml_listener_start(w, caa_container_of(c, struct ml_listener, cmd));
+		break;
+	case ML_CMD_FAULT: {
+		struct ml_cmd_fault *cf = caa_container_of(c, struct ml_cmd_fault, cmd);
+		struct ml_path *path = cf->path_idx < cf->peer->npaths ? cf->peer->paths[cf->path_idx] : NULL;
+		if (path && path->fd >= 0) {
+			path->ops->inject(path->fd, cf->fault);
+			ml_path_fail(path, ML_ENOTCONN, cf->fault == ML_FAULT_RESET ? "fault injected: reset"
+										 : "fault injected: shutdown");
+		}
+		free(cf);
+		break;
+	}
+	case ML_CMD_STOP:
+		worker_stop(w);
+		free(c);
+		break;
+	}
+}
+
+static void on_wake(struct ev_loop *loop, ev_async *a, int revents)
+{
+	struct ml_worker *w = caa_container_of(a, struct ml_worker, wake);
+	struct cds_wfcq_node *n;
+	(void)loop;
+	(void)revents;
+	while (!w->stopped && (n = cds_wfcq_dequeue_blocking(&w->qhead, &w->qtail)))
+		run_cmd(w, caa_container_of(n, struct ml_cmd, node));
+}
+
+/* Runs once per loop turn before the loop sleeps: every session hands its
+ * pending fragments and acks to paths, then every path writes its batch with
+ * one writev. This is where batching happens. */
+static void on_flush(struct ev_loop *loop, ev_prepare *pr, int revents)
+{
+	struct ml_worker *w = caa_container_of(pr, struct ml_worker, flush);
+	(void)loop;
+	(void)revents;
+	while (!cds_list_empty(&w->dirty_peers)) {
+		struct ml_peer *p = cds_list_first_entry(&w->dirty_peers, struct ml_peer, dirty_link);
+		cds_list_del_init(&p->dirty_link);
+		p->dirty = 0;
+		ml_peer_flush(p);
+	}
+	while (!cds_list_empty(&w->dirty_paths)) {
+		struct ml_path *path = cds_list_first_entry(&w->dirty_paths, struct ml_path, dirty_link);
+		cds_list_del_init(&path->dirty_link);
+		path->dirty = 0;
+		ml_path_flush(path);
+	}
+}
+
+static void *worker_main(void *arg)
+{
+	struct ml_worker *w = arg;
+	ev_run(w->loop, 0);
+	return NULL;
+}
+
+static int peer_match(struct cds_lfht_node *node, const void *key)
+{
+	return caa_container_of(node, struct ml_peer, hnode)->node_id == *(const uint32_t *)key;
+}
+
+static unsigned long node_hash(uint32_t node_id)
+{
+	uint64_t h = node_id * 0x9e3779b97f4a7c15ull;
+	return (unsigned long)(h ^ (h >> 29));
+}
+
+ml_peer *ml_peer_find(ml_ctx *ctx, uint32_t node_id)
+{
+	struct cds_lfht_iter it;
+	struct cds_lfht_node *n;
+	ml_peer *p = NULL;
+
+	if (!ctx)
+		return NULL;
+	rcu_read_lock();
+	cds_lfht_lookup(ctx->peers, node_hash(node_id), peer_match, &node_id, &it);
+	n = cds_lfht_iter_get_node(&it);
+	if (n)
+		p = caa_container_of(n, struct ml_peer, hnode);
+	rcu_read_unlock();
+	/* Peers live until the context is destroyed, so p stays valid. */
+	return p;
+}
+
+struct ml_peer *ml_peer_get_or_create(struct ml_ctx *ctx, uint32_t node_id, int *created)
+{
+	struct ml_peer *p = ml_peer_find(ctx, node_id);
+	*created = 0;
+	if (p)
+		return p;
+	pthread_mutex_lock(&ctx->admin_lock);
+	p = ml_peer_find(ctx, node_id);
+	if (!p) {
+		p = calloc(1, sizeof(*p));
+		if (p && ml_peer_init(p, ctx, node_id) != 0) {
+			free(p);
+			p = NULL;
+		}
+		if (p) {
+			p->all_next = ctx->all_peers;
+			ctx->all_peers = p;
+			rcu_read_lock();
+			cds_lfht_add(ctx->peers, node_hash(node_id), &p->hnode);
+			rcu_read_unlock();
+			*created = 1;
+		}
+	}
+	pthread_mutex_unlock(&ctx->admin_lock);
+	return p;
+}
+
+static void worker_fini(struct ml_worker *w)
+{
+	struct ml_greeting *g, *gt;
+	cds_list_for_each_entry_safe(g, gt, &w->greetings, link) {
+		ev_io_stop(w->loop, &g->io);
+		ev_timer_stop(w->loop, &g->timeout);
+		g->ops->close(g->fd);
+		free(g);
+	}
+	/* Commands that arrived after the stop are dropped with their memory;
+	 * sends among them complete with ML_ECANCELED. */
+	struct cds_wfcq_node *n;
+	while ((n = cds_wfcq_dequeue_blocking(&w->qhead, &w->qtail))) {
+		struct ml_cmd *c = caa_container_of(n, struct ml_cmd, node);
+		if (c->type == ML_CMD_SEND) {
+			struct ml_msg_out *m = caa_container_of(c, struct ml_msg_out, cmd);
+			if (m->rcb)
+				m->rcb(m->arg, ML_ECANCELED, NULL);
+			else if (m->scb)
+				m->scb(m->arg, ML_ECANCELED);
+			ml_msg_free(m);
+		} else if (c->type == ML_CMD_ATTACH) {
+			struct ml_cmd_attach *ca = caa_container_of(c, struct ml_cmd_attach, cmd);
+			ca->ops->close(ca->fd);
+			free(ca);
+		} else if (c->type != ML_CMD_LISTEN) { /* listeners are freed with the context */
+			free(c);
+		}
+	}
+	cds_wfcq_destroy(&w->qhead, &w->qtail);
+	if (w->own_loop)
+		ev_loop_destroy(w->loop);
+}
+
+int ml_ctx_create(const struct ml_config *cfg, ml_ctx **out)
+{
+	if (!cfg || !out)
+		return ML_EINVAL;
+	ml_ctx *ctx = calloc(1, sizeof(*ctx));
+	if (!ctx)
+		return ML_ENOMEM;
+	ctx->cfg = *cfg;
+	int rc = config_complete(&ctx->cfg);
+	if (rc) {
+		free(ctx);
+		return rc;
+	}
+	ctx->incarnation = cfg->incarnation ? cfg->incarnation : ml_random64();
+	ctx->limits.max_frag_payload = ctx->cfg.max_frag_payload;
+	ctx->limits.max_msg_size = ctx->cfg.max_msg_size;
+	ctx->nworkers = ctx->cfg.loop ? 1 : ctx->cfg.workers;
+	pthread_mutex_init(&ctx->admin_lock, NULL);
+	ctx->peers = cds_lfht_new(16, 16, 0, CDS_LFHT_AUTO_RESIZE, NULL);
+	ctx->workers = calloc(ctx->nworkers, sizeof(*ctx->workers));
+	if (!ctx->peers || !ctx->workers) {
+		if (ctx->peers)
+			cds_lfht_destroy(ctx->peers, NULL);
+		free(ctx->workers);
+		free(ctx);
+		return ML_ENOMEM;
+	}
+	for (unsigned i = 0; i < ctx->nworkers; i++) {
+		struct ml_worker *w = &ctx->workers[i];
+		w->ctx = ctx;
+		w->idx = i;
+		w->own_loop = ctx->cfg.loop == NULL;
+		w->loop = w->own_loop ? ev_loop_new(EVFLAG_AUTO) : ctx->cfg.loop;
+		cds_wfcq_init(&w->qhead, &w->qtail);
+		CDS_INIT_LIST_HEAD(&w->dirty_peers);
+		CDS_INIT_LIST_HEAD(&w->dirty_paths);
+		CDS_INIT_LIST_HEAD(&w->greetings);
+		ev_async_init(&w->wake, on_wake);
+		ev_async_start(w->loop, &w->wake);
+		ev_prepare_init(&w->flush, on_flush);
+		ev_prepare_start(w->loop, &w->flush);
+		if (!w->own_loop) {
+			/* Embedded: the caller's thread runs the loop; keep our
+			 * watchers from holding ev_run open on their own. */
+			w->thread = pthread_self();
+			ev_unref(w->loop);
+			ev_unref(w->loop);
+		} else if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+			ml_log(ctx, ML_LOG_ERR, "cannot start worker thread: %s", strerror(errno));
+			ctx->nworkers = i;
+			ev_async_stop(w->loop, &w->wake);
+			ev_prepare_stop(w->loop, &w->flush);
+			ev_loop_destroy(w->loop);
+			ml_ctx_destroy(ctx);
+			return ML_ESYS;
+		}
+	}
+	*out = ctx;
+	return 0;
+}
+
+void ml_ctx_destroy(ml_ctx *ctx)
+{
+	if (!ctx)
+		return;
+	for (unsigned i = 0; i < ctx->nworkers; i++) {
+		struct ml_worker *w = &ctx->workers[i];
+		struct ml_cmd *stop = calloc(1, sizeof(*stop));
+		if (w->own_loop) {
+			stop->type = ML_CMD_STOP;
+			ml_worker_post(w, stop);
+			pthread_join(w->thread, NULL);
+		} else {
+			/* Embedded: the caller's thread is the worker thread. Watchers
+			 * we unref'd get their reference back before they stop. */
+			free(stop);
+			ev_ref(w->loop);
+			ev_ref(w->loop);
+			on_wake(w->loop, &w->wake, 0);
+			worker_stop(w);
+		}
+	}
+	/* Every worker has stopped: now peers can go. Lookups that found a
+	 * peer finished with it before ml_ctx_destroy was called (documented). */
+	struct cds_lfht_iter it;
+	struct ml_peer *p;
+	rcu_read_lock();
+	cds_lfht_for_each_entry(ctx->peers, &it, p, hnode) {
+		cds_lfht_del(ctx->peers, &p->hnode);
+	}
+	rcu_read_unlock();
+	synchronize_rcu();
+	while ((p = ctx->all_peers)) {
+		ctx->all_peers = p->all_next;
+		ml_peer_fini(p);
+		free(p);
+	}
+	for (unsigned i = 0; i < ctx->nworkers; i++)
+		worker_fini(&ctx->workers[i]);
+	cds_lfht_destroy(ctx->peers, NULL);
+	listener_free_all(ctx);
+	pthread_mutex_destroy(&ctx->admin_lock);
+	free(ctx->workers);
+	free(ctx);
+}
+
+uint32_t ml_ctx_node_id(const ml_ctx *ctx)
+{
+	return ctx->cfg.node_id;
+}
+
+uint64_t ml_ctx_incarnation(const ml_ctx *ctx)
+{
+	return ctx->incarnation;
+}

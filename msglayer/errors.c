@@ -1,0 +1,26 @@
+/* errors.c - ml_strerror: one sentence per status, stable for logs and tools. */
+#include "msglayer.h"
+
+const char *ml_strerror(int status)
+{
+	switch (status) {
+	case ML_OK: return "success";
+	case ML_EINVAL: return "invalid argument";
+	case ML_ENOMEM: return "out of memory";
+	case ML_EAGAIN: return "send queue full, retry when there is room";
+	case ML_ETOOBIG: return "message larger than the allowed maximum";
+	case ML_ETIMEDOUT: return "timed out: no path to the peer within the session timeout";
+	case ML_EPEERRESTART: return "peer restarted (new incarnation); outstanding message failed";
+	case ML_EPEERDOWN: return "peer declared down";
+	case ML_ECANCELED: return "canceled: the context is closing";
+	case ML_EPROTO: return "protocol error from the peer";
+	case ML_EVERSION: return "no protocol version in common with the peer";
+	case ML_EADDR: return "address cannot be resolved, bound or connected";
+	case ML_ESYS: return "system call failed";
+	case ML_EEXIST: return "already exists";
+	case ML_ENOENT: return "no such peer or path";
+	case ML_ENOTCONN: return "path not connected";
+	case ML_ENODE: return "peer answered with an unexpected node id";
+	default: return "unknown msglayer status";
+	}
+}

@@ -1,0 +1,326 @@
+/*
+ * internal.h - the core's shared structures. Not installed.
+ *
+ * Ownership: a peer (session) and its paths belong to one worker; only that
+ * worker's thread touches their mutable state. Other threads reach them by
+ * queueing a command (struct ml_cmd) on the worker. Counters read by
+ * ml_peer_stats_get() from any thread are written with ML_STAT_* (relaxed
+ * atomics, single writer).
+ */
+#ifndef ML_INTERNAL_H
+#define ML_INTERNAL_H
+
+#include <ev.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <sys/uio.h>
+#define URCU_API_MAP /* rcu_read_lock() etc. map to the flavour below */
+#include <urcu/urcu-bp.h> /* bulletproof: application threads need no registration */
+#include <urcu/list.h>
+#include <urcu/rculfhash.h>
+#include <urcu/wfcqueue.h>
+
+#include "msglayer.h"
+#include "reasm.h"
+#include "rxwin.h"
+#include "wire.h"
+#include "../transports/transport.h"
+
+#define ML_MAX_PATHS 16   /* per peer: outbound and inbound together */
+#define ML_MAX_OUTBOUND 8 /* endpoints per peer */
+#define ML_CTRL_BUF 16384 /* per-path buffer of pending control frames */
+#define ML_TX_IOV 256     /* iovecs per writev */
+#define ML_TX_BATCH (4u << 20) /* bytes per writev */
+
+#define ML_STAT_ADD(field, n) \
+	__atomic_store_n(&(field), __atomic_load_n(&(field), __ATOMIC_RELAXED) + (n), __ATOMIC_RELAXED)
+#define ML_STAT_SET(field, v) __atomic_store_n(&(field), (v), __ATOMIC_RELAXED)
+#define ML_STAT_GET(field) __atomic_load_n(&(field), __ATOMIC_RELAXED)
+
+struct ml_ctx;
+struct ml_worker;
+struct ml_peer;
+struct ml_path;
+
+/* ---- commands from any thread to a worker ---- */
+
+enum ml_cmd_type {
+	ML_CMD_SEND = 1,   /* struct ml_msg_out */
+	ML_CMD_ADD_PATHS,  /* struct ml_cmd_paths */
+	ML_CMD_ATTACH,     /* struct ml_cmd_attach: an accepted, greeted connection */
+	ML_CMD_LISTEN,     /* struct ml_listener */
+	ML_CMD_FAULT,      /* struct ml_cmd_fault */
+	ML_CMD_STOP,       /* struct ml_cmd (cancel everything, leave the loop) */
+};
+
+struct ml_cmd {
+	struct cds_wfcq_node node;
+	int type;
+};
+
+struct ml_cmd_paths {
+	struct ml_cmd cmd;
+	struct ml_peer *peer;
+	unsigned n;
+	struct ml_endpoint eps[ML_MAX_OUTBOUND];
+};
+
+struct ml_cmd_attach {
+	struct ml_cmd cmd;
+	struct ml_peer *peer;
+	int fd;
+	const struct ml_transport_ops *ops;
+	struct ml_hello hello;
+	char url[ML_URL_MAX];
+};
+
+struct ml_cmd_fault {
+	struct ml_cmd cmd;
+	struct ml_peer *peer;
+	unsigned path_idx;
+	int fault;
+};
+
+/* ---- outgoing messages ---- */
+
+enum ml_frag_state {
+	ML_FRAG_IDLE = 0,  /* not queued anywhere (before dispatch or after ack) */
+	ML_FRAG_PENDING,   /* on the session's fragment queue, waiting for a path */
+	ML_FRAG_QUEUED,    /* on a path's send queue */
+	ML_FRAG_SENT,      /* written on a path, waiting for the message's ack */
+};
+
+struct ml_frag {
+	struct cds_list_head link; /* in peer->fragq, path->txq or path->inflight */
+	struct ml_msg_out *msg;
+	struct ml_path *path;
+	uint32_t offset, len;
+	uint8_t state;
+	struct ml_path *lost_on;   /* written on this path before it failed: a resend */
+	uint8_t hdr[ML_WIRE_HDR_LEN];
+};
+
+struct ml_msg_out {
+	struct ml_cmd cmd;         /* ML_CMD_SEND */
+	struct ml_peer *peer;
+	struct cds_list_head link; /* peer->waitq until it gets a sequence number */
+	uint64_t seq;              /* 0 until first sent (rule 1) */
+	uint64_t tag, ref;
+	uint8_t kind;
+	uint8_t acked;
+	uint32_t len;
+	uint32_t nfrags;
+	struct ml_frag *frags;
+	struct iovec *iov;
+	unsigned iovcnt;
+	void *copy;                /* ML_SEND_COPY: owned copy of the payload */
+	ml_response_cb rcb;
+	ml_send_cb scb;
+	void *arg;
+	struct ml_msg_out *hnext;  /* peer->await hash chain (requests awaiting response) */
+	struct ml_frag frag1;      /* single-fragment messages need no allocation */
+	struct iovec iov1[2];
+};
+
+/* ---- paths ---- */
+
+struct ml_path {
+	struct ml_peer *peer;
+	unsigned idx;          /* slot in peer->paths */
+	int outbound;
+	unsigned origin_idx;   /* outbound: our endpoint index; inbound: the connector's */
+	struct ml_endpoint ep; /* outbound: where to connect */
+	const struct ml_transport_ops *ops;
+	int fd;
+	int state;             /* enum ml_path_state */
+	int connected;         /* transport connected (handshake may still run) */
+	int greeted;           /* handshake complete */
+	ev_io rio, wio;
+	ev_timer timer;        /* reconnect backoff / connect timeout */
+	ev_timer ping;
+	unsigned failures;     /* consecutive failed connects (backoff) */
+	unsigned seed;
+
+	/* receive */
+	uint8_t *rxbuf;
+	size_t rxcap, rxlen, rxoff; /* bytes [rxoff, rxlen) not yet parsed */
+
+	/* send: write order is [rest of a part-written frame][ctrl][txq frames].
+	 * The part-written frame is txq's head (head_written bytes out) or, if
+	 * its message was acked meanwhile, a copy of its rest in tail. */
+	uint8_t *tail;
+	size_t tail_off, tail_len;
+	uint8_t ctrl[ML_CTRL_BUF];
+	size_t ctrl_off, ctrl_len;
+	struct cds_list_head txq;      /* ml_frag, QUEUED */
+	struct cds_list_head inflight; /* ml_frag, SENT */
+	size_t head_written;           /* bytes of txq's first frag already written */
+	int dirty;                     /* on worker->dirty_paths */
+	struct cds_list_head dirty_link;
+	uint64_t outstanding;          /* bytes of data frames queued or in flight */
+
+	/* estimates for the scheduler */
+	double srtt_s;
+	double rate_bps;
+	uint64_t rate_acked_mark;
+	ev_tstamp rate_t0;
+
+	struct ml_path_stats st; /* url and counters; read by other threads */
+};
+
+/* ---- peers (sessions) ---- */
+
+struct ml_request {
+	struct ml_peer *peer;
+	uint64_t seq; /* the request's sequence number: the response's ref */
+	uint64_t tag;
+	uint64_t session_id; /* a response to an older session is not sent */
+};
+
+struct ml_peer {
+	struct ml_ctx *ctx;
+	struct ml_worker *w;
+	uint32_t node_id;
+	struct ml_peer *all_next;      /* ctx->all_peers, for destruction */
+	struct cds_lfht_node hnode;    /* ctx->peers */
+
+	uint64_t my_inc;      /* our incarnation for this session (rule 6) */
+	uint64_t peer_inc;    /* 0 until the first handshake */
+	uint64_t session_id;  /* my_inc ^ peer_inc, in every frame header */
+	uint32_t frag_size;   /* negotiated: min of both max_frag_payload */
+	uint32_t peer_window; /* peer's receive window (messages) */
+	uint32_t peer_max_msg;
+
+	struct ml_path *paths[ML_MAX_PATHS];
+	unsigned npaths, paths_up;
+	unsigned n_outbound;
+	unsigned rr_cursor;
+
+	/* send side */
+	struct cds_list_head waitq;  /* ml_msg_out without a seq */
+	struct cds_list_head fragq;  /* ml_frag waiting for a path */
+	uint64_t next_seq;           /* next sequence number to give */
+	uint64_t oldest_unacked;     /* lowest seq not yet acked (== next_seq if none) */
+	struct ml_msg_out **txring;  /* seq & txmask -> message in flight */
+	uint32_t txmask;
+	uint64_t inflight_bytes;
+	struct ml_msg_out **await;   /* hash by request seq: requests awaiting a response */
+	uint32_t await_mask;
+	uint32_t await_count;
+	uint64_t submitted;          /* all threads: messages accepted and not completed */
+	uint64_t submitted_bytes;
+	int want_room;               /* a send was refused: call on_room when there is room */
+
+	/* receive side */
+	struct ml_rxwin rx;
+	struct ml_reasm **reasm;     /* seq & rx mask -> message being reassembled */
+	uint64_t reasm_bytes;
+	int ack_due;                 /* deliveries (or duplicates) not yet acknowledged */
+	int dirty;
+	struct cds_list_head dirty_link;
+
+	ev_timer session_timer;      /* all paths down with sends outstanding */
+
+	struct ml_peer_stats st;
+};
+
+/* ---- listeners, workers, context ---- */
+
+struct ml_listener {
+	struct ml_cmd cmd;
+	struct ml_ctx *ctx;
+	const struct ml_transport_ops *ops;
+	int fd;
+	unsigned port;
+	int started;                     /* its worker watches it (and closes it) */
+	ev_io io;
+	struct ml_listener *next;        /* ctx->listeners, in ml_listen order */
+	struct ml_listener *next_active; /* worker->listeners, started ones */
+};
+
+/* An accepted connection before its HELLO names the peer. */
+struct ml_greeting {
+	struct ml_ctx *ctx;
+	struct ml_worker *w;
+	const struct ml_transport_ops *ops;
+	int fd;
+	ev_io io;
+	ev_timer timeout;
+	size_t len;
+	uint8_t buf[ML_WIRE_HDR_MAX + ML_WIRE_CTRL_MAX];
+	char url[ML_URL_MAX];
+	struct cds_list_head link;
+};
+
+struct ml_worker {
+	struct ml_ctx *ctx;
+	unsigned idx;
+	struct ev_loop *loop;
+	int own_loop;
+	pthread_t thread;
+	ev_async wake;
+	ev_prepare flush;           /* batches: one write per path per loop turn */
+	struct cds_wfcq_head qhead;
+	struct cds_wfcq_tail qtail;
+	struct cds_list_head dirty_peers;
+	struct cds_list_head dirty_paths;
+	struct cds_list_head greetings;
+	struct ml_listener *listeners;
+	int stopped;
+};
+
+struct ml_ctx {
+	struct ml_config cfg;
+	uint64_t incarnation;
+	unsigned nworkers;
+	struct ml_worker *workers;
+	struct cds_lfht *peers;     /* node id -> ml_peer, RCU (bulletproof flavour) */
+	struct ml_peer *all_peers;  /* every peer, under admin_lock */
+	pthread_mutex_t admin_lock; /* listeners list and peer creation; never on the data path */
+	struct ml_listener *listeners;
+	unsigned nlisteners;
+	struct ml_wire_limits limits;
+};
+
+/* ctx.c */
+void ml_worker_post(struct ml_worker *w, struct ml_cmd *c);
+int ml_on_worker_thread(const struct ml_worker *w);
+void ml_log(struct ml_ctx *ctx, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+struct ml_peer *ml_peer_get_or_create(struct ml_ctx *ctx, uint32_t node_id, int *created);
+uint64_t ml_random64(void);
+
+/* peer.c: sessions, reliability */
+int ml_peer_init(struct ml_peer *p, struct ml_ctx *ctx, uint32_t node_id);
+void ml_peer_fini(struct ml_peer *p);
+void ml_peer_submit(struct ml_peer *p, struct ml_msg_out *m);
+void ml_peer_mark_dirty(struct ml_peer *p);
+void ml_peer_flush(struct ml_peer *p);
+void ml_peer_on_path_up(struct ml_peer *p, struct ml_path *path);
+void ml_peer_on_path_down(struct ml_peer *p, struct ml_path *path);
+int ml_peer_check_incarnation(struct ml_peer *p, const struct ml_hello *h, struct ml_path *via);
+void ml_peer_on_ack(struct ml_peer *p, const struct ml_ack *a);
+int ml_peer_on_data(struct ml_peer *p, struct ml_path *path, const struct ml_frame_hdr *h,
+		    const uint8_t *payload);
+void ml_peer_cancel_all(struct ml_peer *p, int status);
+void ml_msg_free(struct ml_msg_out *m);
+int ml_msg_submit(struct ml_peer *p, struct ml_msg_out *m);
+
+/* path.c: connections, framing, batching */
+struct ml_path *ml_path_new(struct ml_peer *p, int outbound, unsigned origin_idx);
+void ml_path_start_connect(struct ml_path *path);
+void ml_path_attach(struct ml_path *path, int fd, const struct ml_transport_ops *ops,
+		    const struct ml_hello *hello, const char *url);
+void ml_path_fail(struct ml_path *path, int status, const char *why);
+void ml_path_free(struct ml_path *path);
+void ml_path_mark_dirty(struct ml_path *path);
+void ml_path_flush(struct ml_path *path);
+int ml_path_send_ctrl(struct ml_path *path, uint8_t type, const void *payload, uint32_t len);
+void ml_path_queue_frag(struct ml_path *path, struct ml_frag *f);
+void ml_path_unqueue_frag(struct ml_path *path, struct ml_frag *f);
+void ml_hello_fill(struct ml_peer *p, struct ml_hello *h, unsigned path_idx);
+
+/* listen.c: accept and greet */
+void ml_listener_start(struct ml_worker *w, struct ml_listener *l);
+void ml_listeners_stop(struct ml_worker *w);
+
+#endif

@@ -1,0 +1,270 @@
+/*
+ * msglayer.h - multipath, reliable, tagged messages between cluster nodes.
+ *
+ * One context per process (or per service). A context listens on endpoints and
+ * knows peers; each peer is reached over one path per endpoint. Messages are
+ * delivered exactly once per session, as soon as they are whole, in no global
+ * order. A path that breaks costs a resend of what was in flight on it.
+ *
+ * Threading: every function here is thread-safe unless it says otherwise.
+ * Callbacks run on the worker thread that owns the peer (or on the thread that
+ * runs the caller's own libev loop in embedded mode) and must not block.
+ *
+ * Errors: functions return 0 (ML_OK) or a negative ML_E* status; completions
+ * carry a status too. ml_strerror() gives the text of any status.
+ *
+ * doc/api.md is the reference with examples; this header is the contract.
+ */
+#ifndef MSGLAYER_H
+#define MSGLAYER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define ML_VERSION_MAJOR 0
+#define ML_VERSION_MINOR 1
+
+/* ---- status codes ------------------------------------------------------ */
+
+enum ml_status {
+	ML_OK = 0,
+	ML_EINVAL = -1,       /* an argument is wrong (NULL, out of range, bad URL) */
+	ML_ENOMEM = -2,       /* out of memory */
+	ML_EAGAIN = -3,       /* send queue of the peer is full; retry after on_room */
+	ML_ETOOBIG = -4,      /* message larger than max_msg_size */
+	ML_ETIMEDOUT = -5,    /* every path stayed down past session_timeout */
+	ML_EPEERRESTART = -6, /* the peer restarted (new incarnation) before answering */
+	ML_EPEERDOWN = -7,    /* the peer was declared gone */
+	ML_ECANCELED = -8,    /* the context was destroyed before completion */
+	ML_EPROTO = -9,       /* the peer broke the wire protocol */
+	ML_EVERSION = -10,    /* no protocol version in common with the peer */
+	ML_EADDR = -11,       /* address cannot be resolved, bound or connected */
+	ML_ESYS = -12,        /* a system call failed (see the log for errno) */
+	ML_EEXIST = -13,      /* already there (listening twice on one URL, ...) */
+	ML_ENOENT = -14,      /* no such peer or path */
+	ML_ENOTCONN = -15,    /* the path is not up */
+	ML_ENODE = -16,       /* the peer announced another node id than expected */
+};
+
+/* Text for any status above (never NULL; unknown codes get a generic text). */
+const char *ml_strerror(int status);
+
+/* ---- buffer references --------------------------------------------------- */
+
+enum ml_buf_type {
+	ML_BUF_PLAIN = 1, /* base points to memory; bytes [offset, offset+length) */
+	ML_BUF_IOV = 2,   /* base points to a struct iovec[iovcnt]; the bytes
+	                     [offset, offset+length) of their concatenation */
+};
+
+struct ml_buf {
+	uint32_t type;   /* enum ml_buf_type */
+	uint32_t iovcnt; /* ML_BUF_IOV: number of entries at base */
+	const void *base;
+	size_t offset;
+	size_t length;
+};
+
+/* Convenience constructors. */
+static inline struct ml_buf ml_buf_plain(const void *p, size_t len)
+{
+	struct ml_buf b = { ML_BUF_PLAIN, 0, p, 0, len };
+	return b;
+}
+struct iovec;
+struct ml_buf ml_buf_iov(const struct iovec *iov, unsigned iovcnt);
+
+/* ---- handles ------------------------------------------------------------- */
+
+typedef struct ml_ctx ml_ctx;         /* a context: node id, workers, listeners, peers */
+typedef struct ml_peer ml_peer;       /* a remote node and our session with it */
+typedef struct ml_request ml_request; /* an incoming request waiting for its response */
+
+/* Delivered message: the payload is valid only until the callback returns. */
+struct ml_msg {
+	uint64_t tag;
+	const void *data;
+	size_t len;
+};
+
+/* A response arrived (status ML_OK, resp set) or the request failed (resp NULL). */
+typedef void (*ml_response_cb)(void *arg, int status, const struct ml_msg *resp);
+/* A one-way message or a response was acknowledged by the peer (ML_OK) or failed. */
+typedef void (*ml_send_cb)(void *arg, int status);
+/* A request arrived: answer it with ml_respond(), now or later, from any thread. */
+typedef void (*ml_request_cb)(void *arg, ml_peer *from, ml_request *req, const struct ml_msg *msg);
+/* A one-way message arrived. */
+typedef void (*ml_message_cb)(void *arg, ml_peer *from, const struct ml_msg *msg);
+/* A peer that refused a send with ML_EAGAIN has room again. */
+typedef void (*ml_room_cb)(void *arg, ml_peer *peer);
+
+enum ml_log_level { ML_LOG_ERR = 0, ML_LOG_WARN = 1, ML_LOG_INFO = 2, ML_LOG_DEBUG = 3 };
+typedef void (*ml_log_cb)(void *arg, int level, const char *text);
+
+enum ml_sched_policy {
+	ML_SCHED_ADAPTIVE = 0, /* each fragment to the path that delivers it soonest */
+	ML_SCHED_ROUND_ROBIN = 1,
+};
+
+/* ---- context -------------------------------------------------------------- */
+
+struct ev_loop;
+
+struct ml_config {
+	uint32_t node_id;      /* required, non-zero; unique in the cluster */
+	uint64_t incarnation;  /* 0: a random number is drawn */
+	unsigned workers;      /* worker threads (default 1); ignored when loop is set */
+	struct ev_loop *loop;  /* embedded mode: run on the caller's loop, no threads */
+
+	/* Limits (0 keeps the default). */
+	uint32_t max_frag_payload;    /* bytes per frame payload (256 KiB; 4 KiB..16 MiB) */
+	uint32_t max_msg_size;        /* largest message (64 MiB) */
+	uint32_t max_inflight_msgs;   /* per peer: unacknowledged messages (1024) */
+	uint64_t max_inflight_bytes;  /* per peer: unacknowledged bytes (64 MiB) */
+	uint32_t max_queued_msgs;     /* per peer: waiting beyond in flight (8192) */
+	uint64_t max_queued_bytes;    /* per peer: waiting beyond in flight (256 MiB) */
+	uint64_t path_max_outstanding;/* per path: bytes written, not yet acked (8 MiB) */
+	unsigned sched_policy;        /* enum ml_sched_policy */
+
+	double reconnect_min_s;       /* first reconnect delay (0.01 s) */
+	double reconnect_max_s;       /* backoff cap (2 s) */
+	double ping_interval_s;       /* per-path RTT probe (0.25 s) */
+	double session_timeout_s;     /* all paths down this long fails outstanding sends (30 s) */
+
+	int accept_unknown_peers;     /* 1 (default): a node that connects becomes a peer */
+
+	/* Callbacks (all optional; arg is passed back). */
+	ml_request_cb on_request;
+	ml_message_cb on_message;
+	ml_room_cb on_room;
+	void *cb_arg;
+	ml_log_cb log;                /* default: stderr, level from $ML_LOG_LEVEL (warn) */
+	void *log_arg;
+	int log_level;                /* highest level passed to log (ML_LOG_WARN) */
+};
+
+/* Fill cfg with defaults (node_id 0: the caller must set it). */
+void ml_config_init(struct ml_config *cfg);
+
+/* Create a context. Starts the worker threads (or attaches to cfg->loop). */
+int ml_ctx_create(const struct ml_config *cfg, ml_ctx **out);
+
+/* Close every path and listener, complete every outstanding send and request
+ * with ML_ECANCELED (callbacks run before this returns), stop the workers and
+ * free everything. Must not be called from a callback. */
+void ml_ctx_destroy(ml_ctx *ctx);
+
+uint32_t ml_ctx_node_id(const ml_ctx *ctx);
+uint64_t ml_ctx_incarnation(const ml_ctx *ctx);
+
+/* Listen on "tcp://host:port" (port 0 picks one; see ml_listen_port). Several
+ * endpoints per context are allowed; each accepts paths from any peer.
+ * Errors: ML_EINVAL (bad URL), ML_EADDR (cannot bind), ML_EEXIST. */
+int ml_listen(ml_ctx *ctx, const char *url);
+/* Port actually bound by the n-th ml_listen call (0-based), or 0. */
+unsigned ml_listen_port(ml_ctx *ctx, unsigned n);
+
+/* Declare a peer and the endpoints to reach it ("tcp://10.0.1.5:7400", ...):
+ * one path per endpoint, connected (and re-connected) in the background.
+ * Calling it again for the same node adds endpoints. A node that connected
+ * to us first is already a peer: this returns that handle.
+ * Errors: ML_EINVAL (bad URL, node 0 or our own id, too many paths). */
+int ml_peer_add(ml_ctx *ctx, uint32_t node_id, const char *const *urls, unsigned n_urls,
+		ml_peer **out);
+/* Find a known peer (NULL if none). */
+ml_peer *ml_peer_find(ml_ctx *ctx, uint32_t node_id);
+uint32_t ml_peer_node_id(const ml_peer *peer);
+
+/* ---- messages --------------------------------------------------------------- */
+
+enum ml_send_flags {
+	ML_SEND_COPY = 1, /* copy the payload now; the caller may reuse it at once */
+};
+
+/* Send a request. Without ML_SEND_COPY the payload memory must stay valid and
+ * unchanged until cb runs. cb runs exactly once: with the response, or with an
+ * error (ML_EPEERRESTART, ML_ETIMEDOUT, ML_ECANCELED, ...).
+ * Immediate errors (cb not called): ML_EINVAL, ML_ETOOBIG, ML_EAGAIN. */
+int ml_request_send(ml_peer *peer, uint64_t tag, const struct ml_buf *bufs, unsigned nbufs,
+		    unsigned flags, ml_response_cb cb, void *arg);
+
+/* Answer a request with the same tag. Must be called exactly once per request
+ * (also when the answer is empty); frees req. cb (optional) runs when the
+ * requester acknowledged the response. Errors: ML_EINVAL, ML_ETOOBIG; on any
+ * error req is still consumed. */
+int ml_respond(ml_request *req, const struct ml_buf *bufs, unsigned nbufs, unsigned flags,
+	       ml_send_cb cb, void *arg);
+uint64_t ml_request_tag(const ml_request *req);
+
+/* Send a one-way message; cb (optional) runs when the peer acknowledged it. */
+int ml_message_send(ml_peer *peer, uint64_t tag, const struct ml_buf *bufs, unsigned nbufs,
+		    unsigned flags, ml_send_cb cb, void *arg);
+
+/* ---- statistics --------------------------------------------------------------- */
+
+enum ml_path_state {
+	ML_PATH_IDLE = 0,       /* not connected, waiting for reconnect (or for the peer) */
+	ML_PATH_CONNECTING = 1, /* TCP connect or handshake in progress */
+	ML_PATH_UP = 2,
+	ML_PATH_CLOSED = 3,     /* inbound path whose connection ended */
+};
+
+#define ML_URL_MAX 96
+
+struct ml_path_stats {
+	char url[ML_URL_MAX];      /* endpoint (outbound) or remote address (inbound) */
+	int state;                 /* enum ml_path_state */
+	int outbound;              /* 1: we connect it; 0: the peer connected to us */
+	uint64_t frames_sent, bytes_sent;       /* DATA frames and their payload bytes */
+	uint64_t frames_recv, bytes_recv;
+	uint64_t frames_resent;    /* DATA frames taken off this path when it failed and sent elsewhere */
+	uint64_t frames_failed_inflight; /* DATA frames outstanding on this path when it failed */
+	uint64_t frames_acked, bytes_acked;
+	uint64_t inflight_frames, inflight_bytes; /* on this path, not yet acknowledged */
+	uint64_t connects, failures;
+	double rtt_us;             /* smoothed RTT from pings (0: not measured yet) */
+	double rate_bps;           /* estimated delivery rate, bytes/s */
+};
+
+struct ml_peer_stats {
+	uint32_t node_id;
+	uint64_t peer_incarnation;
+	unsigned paths, paths_up;
+	uint64_t msgs_sent, bytes_sent;   /* messages given a sequence number (first send) */
+	uint64_t msgs_acked;              /* acknowledged by the peer */
+	uint64_t msgs_recv, bytes_recv;   /* delivered to the application (exactly once) */
+	uint64_t frames_resent;           /* sum over paths */
+	uint64_t dup_frames;              /* duplicate frames suppressed at this receiver */
+	uint64_t inflight_msgs, inflight_bytes; /* sent, not yet acknowledged */
+	uint64_t queued_msgs;             /* submitted, waiting for room */
+	uint64_t requests_pending;        /* requests waiting for a response */
+	uint64_t refused;                 /* sends refused with ML_EAGAIN */
+	uint64_t failed;                  /* sends completed with an error */
+	uint64_t restarts;                /* peer incarnation changes seen */
+};
+
+/* Snapshot of a peer's counters and up to *npaths path entries (*npaths is
+ * set to the number of paths). paths may be NULL. */
+int ml_peer_stats_get(ml_peer *peer, struct ml_peer_stats *st, struct ml_path_stats *paths,
+		      unsigned *npaths);
+
+/* ---- fault injection (tests and tools) ---------------------------------------- */
+
+enum ml_fault {
+	ML_FAULT_SHUTDOWN = 1, /* shutdown(2) the path's socket: the peer sees EOF */
+	ML_FAULT_RESET = 2,    /* close with SO_LINGER 0: the peer sees a reset */
+};
+
+/* Break path number path_idx (index in ml_peer_stats_get order) of a peer, as
+ * if the network did it. Runs asynchronously on the peer's worker.
+ * Errors: ML_EINVAL, ML_ENOENT (no such path). */
+int ml_fault_inject(ml_peer *peer, unsigned path_idx, int fault);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* MSGLAYER_H */

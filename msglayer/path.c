@@ -1,0 +1,683 @@
+/*
+ * path.c - one connection of a session: connect, handshake, read and parse
+ * frames, write batches, fail and reconnect.
+ *
+ * Write order on the byte stream is strict: a frame that was part-written must
+ * be finished before anything else goes out, so a writev always starts with
+ * [rest of the part-written head frame], then [control bytes], then [queued
+ * data frames], and what was written is consumed in the same order.
+ */
+#include "internal.h"
+#include "../failover/backoff.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define CONNECT_TIMEOUT_S 2.0
+#define RATE_INITIAL_BPS 1e9 /* optimistic until measured: every path gets work */
+#define RATE_FLOOR_BPS 1e6
+
+static void on_read(struct ev_loop *loop, ev_io *io, int revents);
+static void on_write(struct ev_loop *loop, ev_io *io, int revents);
+static void on_timer(struct ev_loop *loop, ev_timer *t, int revents);
+static void on_ping(struct ev_loop *loop, ev_timer *t, int revents);
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+struct ml_path *ml_path_new(struct ml_peer *p, int outbound, unsigned origin_idx)
+{
+	if (p->npaths >= ML_MAX_PATHS || (outbound && p->n_outbound >= ML_MAX_OUTBOUND))
+		return NULL;
+	struct ml_path *path = calloc(1, sizeof(*path));
+	if (!path)
+		return NULL;
+	path->rxcap = ML_WIRE_HDR_MAX + p->ctx->cfg.max_frag_payload + 65536;
+	path->rxbuf = malloc(path->rxcap);
+	if (!path->rxbuf) {
+		free(path);
+		return NULL;
+	}
+	path->peer = p;
+	path->idx = p->npaths;
+	path->outbound = outbound;
+	path->origin_idx = origin_idx;
+	path->fd = -1;
+	path->state = ML_PATH_IDLE;
+	path->seed = (unsigned)ml_random64();
+	path->rate_bps = RATE_INITIAL_BPS;
+	CDS_INIT_LIST_HEAD(&path->txq);
+	CDS_INIT_LIST_HEAD(&path->inflight);
+	CDS_INIT_LIST_HEAD(&path->dirty_link);
+	ev_timer_init(&path->timer, on_timer, 0, 0);
+	ev_timer_init(&path->ping, on_ping, p->ctx->cfg.ping_interval_s, p->ctx->cfg.ping_interval_s);
+	path->st.outbound = outbound;
+	/* Publish: stats readers on other threads load paths[i] for i < npaths. */
+	__atomic_store_n(&p->paths[path->idx], path, __ATOMIC_RELEASE);
+	__atomic_store_n(&p->npaths, p->npaths + 1, __ATOMIC_RELEASE);
+	return path;
+}
+
+void ml_path_free(struct ml_path *path)
+{
+	free(path->tail);
+	free(path->rxbuf);
+	free(path);
+}
+
+void ml_path_mark_dirty(struct ml_path *path)
+{
+	if (!path->dirty && path->fd >= 0) {
+		path->dirty = 1;
+		cds_list_add_tail(&path->dirty_link, &path->peer->w->dirty_paths);
+	}
+}
+
+static void set_state(struct ml_path *path, int state)
+{
+	path->state = state;
+	ML_STAT_SET(path->st.state, state);
+}
+
+static void schedule_reconnect(struct ml_path *path)
+{
+	struct ml_ctx *ctx = path->peer->ctx;
+	double d = ml_backoff_delay(ctx->cfg.reconnect_min_s, ctx->cfg.reconnect_max_s,
+				    path->failures, &path->seed);
+	path->failures++;
+	ev_timer_stop(path->peer->w->loop, &path->timer);
+	ev_timer_set(&path->timer, d, 0);
+	ev_timer_start(path->peer->w->loop, &path->timer);
+}
+
+void ml_hello_fill(struct ml_peer *p, struct ml_hello *h, unsigned path_idx)
+{
+	memset(h, 0, sizeof(*h));
+	h->node_id = p->ctx->cfg.node_id;
+	h->dest_node_id = p->node_id;
+	h->incarnation = p->my_inc;
+	h->dest_incarnation = p->peer_inc;
+	h->min_version = ML_WIRE_MIN_VERSION;
+	h->max_version = ML_WIRE_VERSION;
+	h->path_idx = (uint16_t)path_idx;
+	h->max_frag_payload = p->ctx->cfg.max_frag_payload;
+	h->max_msg_size = p->ctx->cfg.max_msg_size;
+	h->window = p->rx.size;
+}
+
+static void send_hello(struct ml_path *path, uint8_t type)
+{
+	struct ml_hello h;
+	uint8_t buf[ML_HELLO_LEN];
+	ml_hello_fill(path->peer, &h, path->origin_idx);
+	if (type == ML_FT_HELLO_ACK)
+		h.min_version = h.max_version = ML_WIRE_VERSION;
+	ml_hello_encode(buf, &h);
+	ml_path_send_ctrl(path, type, buf, sizeof(buf));
+}
+
+static void start_io(struct ml_path *path)
+{
+	struct ev_loop *loop = path->peer->w->loop;
+	ev_io_init(&path->rio, on_read, path->fd, EV_READ);
+	ev_io_init(&path->wio, on_write, path->fd, EV_WRITE);
+	ev_io_start(loop, &path->rio);
+}
+
+static void path_up(struct ml_path *path)
+{
+	struct ml_ctx *ctx = path->peer->ctx;
+	path->greeted = 1;
+	path->failures = 0;
+	path->rate_t0 = ev_now(path->peer->w->loop);
+	path->rate_acked_mark = path->st.bytes_acked;
+	set_state(path, ML_PATH_UP);
+	ML_STAT_ADD(path->st.connects, 1);
+	ev_timer_stop(path->peer->w->loop, &path->timer);
+	ev_timer_start(path->peer->w->loop, &path->ping);
+	ml_log(ctx, ML_LOG_INFO, "peer %u path %u (%s) up", path->peer->node_id, path->idx, path->st.url);
+	ml_peer_on_path_up(path->peer, path);
+}
+
+void ml_path_start_connect(struct ml_path *path)
+{
+	struct ml_peer *p = path->peer;
+	int rc = path->ops->connect(&path->ep, &path->fd);
+	if (rc) {
+		ml_log(p->ctx, ML_LOG_DEBUG, "peer %u path %u: connect %s: %s", p->node_id, path->idx,
+		       path->st.url, strerror(errno));
+		path->fd = -1;
+		schedule_reconnect(path);
+		return;
+	}
+	set_state(path, ML_PATH_CONNECTING);
+	/* Writability tells that the connect finished; on_write checks. */
+	start_io(path);
+	ev_io_start(p->w->loop, &path->wio);
+	ev_timer_set(&path->timer, CONNECT_TIMEOUT_S, 0);
+	ev_timer_start(p->w->loop, &path->timer);
+}
+
+void ml_path_attach(struct ml_path *path, int fd, const struct ml_transport_ops *ops,
+		    const struct ml_hello *hello, const char *url)
+{
+	path->fd = fd;
+	path->ops = ops;
+	path->connected = 1;
+	snprintf(path->st.url, sizeof(path->st.url), "%s", url);
+	start_io(path);
+	if (ml_peer_check_incarnation(path->peer, hello, path) != 0)
+		return; /* path failed inside */
+	send_hello(path, ML_FT_HELLO_ACK);
+	path_up(path);
+}
+
+/* Messages whose every fragment must be re-sent go back to the session. */
+static void requeue(struct ml_path *path, struct cds_list_head *tmp, struct ml_frag *f, int written)
+{
+	cds_list_del(&f->link);
+	f->path = NULL;
+	f->state = ML_FRAG_PENDING;
+	if (written) {
+		f->lost_on = path;
+		ML_STAT_ADD(path->st.frames_failed_inflight, 1);
+	}
+	cds_list_add_tail(&f->link, tmp);
+}
+
+void ml_path_fail(struct ml_path *path, int status, const char *why)
+{
+	struct ml_peer *p = path->peer;
+	struct ev_loop *loop = p->w->loop;
+	int was_up = path->state == ML_PATH_UP;
+	struct ml_frag *f, *tmpf;
+	CDS_LIST_HEAD(tmp);
+
+	if (path->fd >= 0) {
+		ev_io_stop(loop, &path->rio);
+		ev_io_stop(loop, &path->wio);
+		path->ops->close(path->fd);
+		path->fd = -1;
+	}
+	ev_timer_stop(loop, &path->ping);
+	ev_timer_stop(loop, &path->timer);
+	if (path->dirty) {
+		cds_list_del_init(&path->dirty_link);
+		path->dirty = 0;
+	}
+	cds_list_for_each_entry_safe(f, tmpf, &path->txq, link) {
+		requeue(path, &tmp, f, path->head_written > 0);
+		path->head_written = 0; /* only the first can be part-written */
+	}
+	cds_list_for_each_entry_safe(f, tmpf, &path->inflight, link)
+		requeue(path, &tmp, f, 1);
+	/* Older than anything waiting: they go out first. */
+	cds_list_splice(&tmp, &p->fragq);
+	path->outstanding = 0;
+	ML_STAT_SET(path->st.inflight_frames, 0);
+	ML_STAT_SET(path->st.inflight_bytes, 0);
+	path->head_written = 0;
+	free(path->tail);
+	path->tail = NULL;
+	path->tail_off = path->tail_len = 0;
+	path->ctrl_off = path->ctrl_len = 0;
+	path->rxoff = path->rxlen = 0;
+	path->greeted = 0;
+	path->connected = 0;
+	set_state(path, path->outbound ? ML_PATH_IDLE : ML_PATH_CLOSED);
+	ML_STAT_ADD(path->st.failures, 1);
+	ml_log(p->ctx, was_up ? ML_LOG_WARN : ML_LOG_DEBUG, "peer %u path %u (%s) down: %s (%s)",
+	       p->node_id, path->idx, path->st.url, why, ml_strerror(status));
+	if (was_up)
+		ml_peer_on_path_down(p, path);
+	else
+		ml_peer_mark_dirty(p);
+	if (path->outbound && !p->w->stopped)
+		schedule_reconnect(path);
+}
+
+/* ---- sending ---- */
+
+int ml_path_send_ctrl(struct ml_path *path, uint8_t type, const void *payload, uint32_t len)
+{
+	struct ml_frame_hdr h = { .type = type, .payload_len = len, .session = path->peer->session_id };
+	size_t need = ML_WIRE_HDR_LEN + len;
+
+	if (path->fd < 0)
+		return ML_ENOTCONN;
+	if (path->ctrl_off == path->ctrl_len)
+		path->ctrl_off = path->ctrl_len = 0;
+	if (ML_CTRL_BUF - path->ctrl_len < need && path->ctrl_off > 0) {
+		/* Move the unwritten bytes to the front: the stream resumes at
+		 * ctrl_off whether or not it is a frame boundary. */
+		memmove(path->ctrl, path->ctrl + path->ctrl_off, path->ctrl_len - path->ctrl_off);
+		path->ctrl_len -= path->ctrl_off;
+		path->ctrl_off = 0;
+	}
+	if (ML_CTRL_BUF - path->ctrl_len < need)
+		return ML_EAGAIN; /* peer not reading; acks and pings are regenerated */
+	ml_frame_encode(path->ctrl + path->ctrl_len, &h);
+	if (len)
+		memcpy(path->ctrl + path->ctrl_len + ML_WIRE_HDR_LEN, payload, len);
+	path->ctrl_len += need;
+	ml_path_mark_dirty(path);
+	return 0;
+}
+
+void ml_path_queue_frag(struct ml_path *path, struct ml_frag *f)
+{
+	struct ml_msg_out *m = f->msg;
+	struct ml_peer *p = path->peer;
+	struct ml_frame_hdr h = {
+		.type = ML_FT_DATA,
+		.flags = m->kind,
+		.payload_len = f->len,
+		.offset = f->offset,
+		.session = p->session_id,
+		.seq = m->seq,
+		.tag = m->tag,
+		.ref = m->ref,
+		.msg_len = m->len,
+	};
+	ml_frame_encode(f->hdr, &h);
+	if (f->lost_on) { /* this is a resend of what a failed path lost */
+		ML_STAT_ADD(f->lost_on->st.frames_resent, 1);
+		ML_STAT_ADD(p->st.frames_resent, 1);
+		f->lost_on = NULL;
+	}
+	f->path = path;
+	f->state = ML_FRAG_QUEUED;
+	cds_list_add_tail(&f->link, &path->txq);
+	path->outstanding += f->len;
+	ML_STAT_ADD(path->st.inflight_frames, 1);
+	ML_STAT_ADD(path->st.inflight_bytes, f->len);
+	ml_path_mark_dirty(path);
+}
+
+/* The message of f was acknowledged: take f off this path. If f is half
+ * written, the stream still needs the rest of its frame, but the payload
+ * belongs to the application, which may free it once the message completes:
+ * the rest is copied into tail. Returns nothing; on allocation failure the
+ * stream cannot be continued and the path fails. */
+static unsigned frame_iov(const struct ml_frag *f, size_t skip, struct iovec *iov, unsigned max);
+
+void ml_path_unqueue_frag(struct ml_path *path, struct ml_frag *f)
+{
+	int part_written = f->state == ML_FRAG_QUEUED && path->head_written > 0 &&
+			   f == cds_list_first_entry(&path->txq, struct ml_frag, link);
+	if (part_written) {
+		struct iovec iov[ML_TX_IOV];
+		unsigned n = frame_iov(f, path->head_written, iov, ML_TX_IOV);
+		size_t rest = ML_WIRE_HDR_LEN + f->len - path->head_written;
+		path->tail = malloc(rest);
+		path->head_written = 0;
+		if (path->tail) {
+			size_t at = 0;
+			for (unsigned i = 0; i < n; i++) {
+				memcpy(path->tail + at, iov[i].iov_base, iov[i].iov_len);
+				at += iov[i].iov_len;
+			}
+			path->tail_off = 0;
+			path->tail_len = rest;
+		}
+	}
+	if (f->state == ML_FRAG_SENT) {
+		ML_STAT_ADD(path->st.frames_acked, 1);
+		ML_STAT_ADD(path->st.bytes_acked, f->len);
+	}
+	cds_list_del(&f->link);
+	f->state = ML_FRAG_IDLE;
+	f->path = NULL;
+	path->outstanding -= f->len;
+	ML_STAT_ADD(path->st.inflight_frames, -1);
+	ML_STAT_ADD(path->st.inflight_bytes, -(uint64_t)f->len);
+	if (part_written && !path->tail)
+		ml_path_fail(path, ML_ENOMEM, "cannot keep the rest of a half-written frame");
+}
+
+/* iovecs for the frame of f, skipping its first `skip` bytes. */
+static unsigned frame_iov(const struct ml_frag *f, size_t skip, struct iovec *iov, unsigned max)
+{
+	unsigned n = 0;
+	if (skip < ML_WIRE_HDR_LEN) {
+		iov[n].iov_base = (void *)(f->hdr + skip);
+		iov[n++].iov_len = ML_WIRE_HDR_LEN - skip;
+		skip = 0;
+	} else {
+		skip -= ML_WIRE_HDR_LEN;
+	}
+	/* Payload bytes [f->offset + skip, f->offset + f->len) of the message. */
+	size_t pos = f->offset + skip, end = (size_t)f->offset + f->len, base = 0;
+	const struct ml_msg_out *m = f->msg;
+	for (unsigned i = 0; i < m->iovcnt && pos < end && n < max; i++) {
+		size_t l = m->iov[i].iov_len;
+		if (pos < base + l) {
+			size_t from = pos - base, take = l - from;
+			if (take > end - pos)
+				take = end - pos;
+			iov[n].iov_base = (char *)m->iov[i].iov_base + from;
+			iov[n++].iov_len = take;
+			pos += take;
+		}
+		base += l;
+	}
+	return pos == end ? n : 0; /* 0: did not fit in max iovecs */
+}
+
+static void frag_written(struct ml_path *path, struct ml_frag *f)
+{
+	cds_list_del(&f->link);
+	ML_STAT_ADD(path->st.frames_sent, 1);
+	ML_STAT_ADD(path->st.bytes_sent, f->len);
+	f->state = ML_FRAG_SENT;
+	cds_list_add_tail(&f->link, &path->inflight);
+}
+
+void ml_path_flush(struct ml_path *path)
+{
+	struct iovec iov[ML_TX_IOV];
+
+	if (path->fd < 0 || !path->connected || ev_is_active(&path->wio))
+		return; /* on_write will call again when the socket can take more */
+	for (;;) {
+		unsigned n = 0;
+		size_t bytes = 0;
+		struct ml_frag *f, *head = NULL;
+		if (path->tail) {
+			iov[n].iov_base = path->tail + path->tail_off;
+			iov[n++].iov_len = path->tail_len - path->tail_off;
+		} else if (path->head_written) {
+			head = cds_list_first_entry(&path->txq, struct ml_frag, link);
+			n += frame_iov(head, path->head_written, iov, ML_TX_IOV);
+		}
+		if (path->ctrl_len > path->ctrl_off) {
+			iov[n].iov_base = path->ctrl + path->ctrl_off;
+			iov[n++].iov_len = path->ctrl_len - path->ctrl_off;
+		}
+		cds_list_for_each_entry(f, &path->txq, link) {
+			if (f == head)
+				continue;
+			if (n + 2 >= ML_TX_IOV || bytes >= ML_TX_BATCH || !path->greeted)
+				break;
+			unsigned k = frame_iov(f, 0, iov + n, ML_TX_IOV - n);
+			if (!k)
+				break;
+			n += k;
+			bytes += ML_WIRE_HDR_LEN + f->len;
+		}
+		if (n == 0)
+			return;
+		ssize_t w = path->ops->writev(path->fd, iov, (int)n);
+		if (w < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK) {
+				ev_io_start(path->peer->w->loop, &path->wio);
+				return;
+			}
+			if (errno == EINTR)
+				continue;
+			ml_path_fail(path, ML_ESYS, strerror(errno));
+			return;
+		}
+		/* Consume in write order: head rest, control, then whole frames. */
+		size_t left = (size_t)w;
+		if (path->tail) {
+			size_t rest = path->tail_len - path->tail_off;
+			if (left < rest) {
+				path->tail_off += left;
+				left = 0;
+			} else {
+				left -= rest;
+				free(path->tail);
+				path->tail = NULL;
+			}
+		} else if (head) {
+			size_t rest = ML_WIRE_HDR_LEN + head->len - path->head_written;
+			if (left < rest) {
+				path->head_written += left;
+				left = 0;
+			} else {
+				left -= rest;
+				path->head_written = 0;
+				frag_written(path, head);
+			}
+		}
+		if (!path->head_written && !path->tail) {
+			size_t c = path->ctrl_len - path->ctrl_off;
+			c = left < c ? left : c;
+			path->ctrl_off += c;
+			left -= c;
+			while (left > 0) {
+				f = cds_list_first_entry(&path->txq, struct ml_frag, link);
+				size_t flen = ML_WIRE_HDR_LEN + f->len;
+				if (left < flen) {
+					path->head_written = left;
+					left = 0;
+				} else {
+					left -= flen;
+					frag_written(path, f);
+				}
+			}
+		}
+		if (path->tail || path->head_written || path->ctrl_off < path->ctrl_len) {
+			/* The kernel took less than offered: wait for room. */
+			ev_io_start(path->peer->w->loop, &path->wio);
+			return;
+		}
+		if (cds_list_empty(&path->txq) || !path->greeted)
+			return;
+	}
+}
+
+static void on_write(struct ev_loop *loop, ev_io *io, int revents)
+{
+	struct ml_path *path = caa_container_of(io, struct ml_path, wio);
+	(void)revents;
+	ev_io_stop(loop, io);
+	if (!path->connected) {
+		int err = 0;
+		if (path->ops->connect_done(path->fd, &err)) {
+			char why[128];
+			snprintf(why, sizeof(why), "connect: %s", strerror(err));
+			ml_path_fail(path, ML_EADDR, why);
+			return;
+		}
+		path->connected = 1;
+		send_hello(path, ML_FT_HELLO);
+	}
+	ml_path_flush(path);
+}
+
+/* ---- receiving ---- */
+
+static void on_hello_ack(struct ml_path *path, const struct ml_frame_hdr *h, const uint8_t *payload)
+{
+	struct ml_peer *p = path->peer;
+	struct ml_hello hello;
+	enum ml_wire_err e = ml_hello_decode(payload, h->payload_len, &hello);
+	if (e) {
+		ml_path_fail(path, ML_EPROTO, ml_wire_strerror(e));
+		return;
+	}
+	if (hello.node_id != p->node_id) {
+		char why[96];
+		snprintf(why, sizeof(why), "endpoint answers as node %u", hello.node_id);
+		ml_path_fail(path, ML_ENODE, why);
+		return;
+	}
+	if (hello.max_version != ML_WIRE_VERSION) {
+		ml_path_fail(path, ML_EVERSION, "peer chose a version we did not offer");
+		return;
+	}
+	if (ml_peer_check_incarnation(p, &hello, path) != 0)
+		return;
+	path_up(path);
+}
+
+static void on_close_frame(struct ml_path *path, const struct ml_frame_hdr *h, const uint8_t *payload)
+{
+	int status = ML_EPROTO;
+	char why[160] = "peer closed the path";
+	if (h->payload_len >= ML_CLOSE_MIN) {
+		status = (int32_t)ml_get32(payload);
+		snprintf(why, sizeof(why), "peer closed the path: %.*s", (int)(h->payload_len - 4), payload + 4);
+	}
+	ml_path_fail(path, status, why);
+}
+
+static void on_pong(struct ml_path *path, const struct ml_frame_hdr *h, const uint8_t *payload)
+{
+	if (h->payload_len < ML_PING_LEN)
+		return;
+	uint64_t sent = ml_get64(payload), now = mono_ns();
+	if (sent > now)
+		return;
+	double rtt = (double)(now - sent) / 1e9;
+	path->srtt_s = path->srtt_s ? 0.875 * path->srtt_s + 0.125 * rtt : rtt;
+	double us = path->srtt_s * 1e6;
+	__atomic_store(&path->st.rtt_us, &us, __ATOMIC_RELAXED);
+}
+
+/* Returns 0 to go on, -1 when the path failed (stop touching it). */
+static int handle_frame(struct ml_path *path, const struct ml_frame_hdr *h, const uint8_t *payload)
+{
+	struct ml_peer *p = path->peer;
+	if (h->type == ML_FT_CLOSE) {
+		on_close_frame(path, h, payload);
+		return -1;
+	}
+	if (!path->greeted) {
+		if (h->type != ML_FT_HELLO_ACK || !path->outbound) {
+			ml_path_fail(path, ML_EPROTO, "frame before handshake");
+			return -1;
+		}
+		on_hello_ack(path, h, payload);
+		return path->greeted ? 0 : -1;
+	}
+	if (h->session != p->session_id) {
+		ml_path_fail(path, ML_EPROTO, "frame of another session");
+		return -1;
+	}
+	switch (h->type) {
+	case ML_FT_DATA:
+		if (ml_peer_on_data(p, path, h, payload) != 0) {
+			ml_path_fail(path, ML_EPROTO, "data frame breaks the session's rules");
+			return -1;
+		}
+		return path->fd >= 0 ? 0 : -1;
+	case ML_FT_ACK: {
+		struct ml_ack a;
+		if (ml_ack_decode(payload, h->payload_len, &a) != ML_WIRE_OK) {
+			ml_path_fail(path, ML_EPROTO, "malformed ack");
+			return -1;
+		}
+		ml_peer_on_ack(p, &a);
+		return 0;
+	}
+	case ML_FT_PING:
+		ml_path_send_ctrl(path, ML_FT_PONG, payload, h->payload_len < 64 ? h->payload_len : 64);
+		return 0;
+	case ML_FT_PONG:
+		on_pong(path, h, payload);
+		return 0;
+	default:
+		ml_path_fail(path, ML_EPROTO, "unexpected frame type after handshake");
+		return -1;
+	}
+}
+
+static void on_read(struct ev_loop *loop, ev_io *io, int revents)
+{
+	struct ml_path *path = caa_container_of(io, struct ml_path, rio);
+	struct ml_peer *p = path->peer;
+	(void)loop;
+	(void)revents;
+
+	if (path->rxcap - path->rxlen < 4096 && path->rxoff > 0) {
+		memmove(path->rxbuf, path->rxbuf + path->rxoff, path->rxlen - path->rxoff);
+		path->rxlen -= path->rxoff;
+		path->rxoff = 0;
+	}
+	struct iovec v = { path->rxbuf + path->rxlen, path->rxcap - path->rxlen };
+	ssize_t n = path->ops->readv(path->fd, &v, 1);
+	if (n == 0) {
+		ml_path_fail(path, ML_ENOTCONN, "peer closed the connection");
+		return;
+	}
+	if (n < 0) {
+		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+			ml_path_fail(path, ML_ESYS, strerror(errno));
+		return;
+	}
+	path->rxlen += (size_t)n;
+	while (path->rxlen > path->rxoff) {
+		struct ml_frame_hdr h;
+		const uint8_t *at = path->rxbuf + path->rxoff;
+		size_t avail = path->rxlen - path->rxoff;
+		enum ml_wire_err e = ml_frame_decode(at, avail, &p->ctx->limits, &h);
+		if (e == ML_WIRE_NEED_MORE)
+			break;
+		if (e) {
+			ml_path_fail(path, ML_EPROTO, ml_wire_strerror(e));
+			return;
+		}
+		size_t total = (size_t)h.hdr_len + h.payload_len;
+		if (avail < total) {
+			if (path->rxcap - path->rxoff < total) { /* make room for the whole frame */
+				memmove(path->rxbuf, at, avail);
+				path->rxoff = 0;
+				path->rxlen = avail;
+			}
+			break;
+		}
+		ML_STAT_ADD(path->st.frames_recv, h.type == ML_FT_DATA);
+		ML_STAT_ADD(path->st.bytes_recv, h.type == ML_FT_DATA ? h.payload_len : 0);
+		if (handle_frame(path, &h, at + h.hdr_len) != 0)
+			return;
+		path->rxoff += total;
+	}
+	if (path->rxoff == path->rxlen)
+		path->rxoff = path->rxlen = 0;
+}
+
+/* ---- timers ---- */
+
+static void on_timer(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct ml_path *path = caa_container_of(t, struct ml_path, timer);
+	(void)loop;
+	(void)revents;
+	if (path->state == ML_PATH_CONNECTING)
+		ml_path_fail(path, ML_ETIMEDOUT, "connect or handshake timed out");
+	else if (path->state == ML_PATH_IDLE && path->outbound)
+		ml_path_start_connect(path);
+}
+
+static void on_ping(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct ml_path *path = caa_container_of(t, struct ml_path, ping);
+	uint8_t ts[ML_PING_LEN];
+	(void)revents;
+	ml_put64(ts, mono_ns());
+	ml_path_send_ctrl(path, ML_FT_PING, ts, sizeof(ts));
+
+	/* Delivery rate: bytes acked per second while the path had work. */
+	ev_tstamp now = ev_now(loop);
+	double dt = now - path->rate_t0;
+	uint64_t acked = path->st.bytes_acked;
+	if (dt > 0 && path->outstanding > 0 && acked > path->rate_acked_mark) {
+		double sample = (double)(acked - path->rate_acked_mark) / dt;
+		path->rate_bps = 0.75 * path->rate_bps + 0.25 * sample;
+		if (path->rate_bps < RATE_FLOOR_BPS)
+			path->rate_bps = RATE_FLOOR_BPS;
+		__atomic_store(&path->st.rate_bps, &path->rate_bps, __ATOMIC_RELAXED);
+	}
+	path->rate_t0 = now;
+	path->rate_acked_mark = acked;
+}

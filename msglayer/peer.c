@@ -1,0 +1,592 @@
+/*
+ * peer.c - the session with one peer: the reliability rules of DESIGN.md.
+ *
+ * Send side: a message waits in waitq until the window has room, then gets
+ * its sequence number (rule 1, never changed), is cut into fragments that the
+ * scheduler hands to paths, and stays in txring until acknowledged (rule 2).
+ * A failed path gives its unacknowledged fragments back to fragq (rule 5).
+ * Receive side: each sequence number is delivered once (rule 3) as soon as
+ * the message is whole; acks are cumulative + selective, on any path (rule 4).
+ */
+#include "internal.h"
+#include "pathsched.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void on_session_timer(struct ev_loop *loop, ev_timer *t, int revents);
+
+static uint32_t pow2_at_least(uint32_t v)
+{
+	uint32_t p = 64;
+	while (p < v)
+		p <<= 1;
+	return p;
+}
+
+int ml_peer_init(struct ml_peer *p, struct ml_ctx *ctx, uint32_t node_id)
+{
+	p->ctx = ctx;
+	p->node_id = node_id;
+	p->w = &ctx->workers[node_id % ctx->nworkers];
+	p->my_inc = ctx->incarnation;
+	p->frag_size = ctx->cfg.max_frag_payload;
+	p->next_seq = p->oldest_unacked = 1;
+	CDS_INIT_LIST_HEAD(&p->waitq);
+	CDS_INIT_LIST_HEAD(&p->fragq);
+	CDS_INIT_LIST_HEAD(&p->dirty_link);
+	if (ml_rxwin_init(&p->rx, ctx->cfg.max_inflight_msgs))
+		return ML_ENOMEM;
+	uint32_t ring = pow2_at_least(ctx->cfg.max_inflight_msgs);
+	p->txmask = ring - 1;
+	p->txring = calloc(ring, sizeof(*p->txring));
+	p->reasm = calloc(p->rx.size, sizeof(*p->reasm));
+	p->await_mask = 1023;
+	p->await = calloc(p->await_mask + 1, sizeof(*p->await));
+	if (!p->txring || !p->reasm || !p->await) {
+		ml_peer_fini(p);
+		return ML_ENOMEM;
+	}
+	ev_timer_init(&p->session_timer, on_session_timer, ctx->cfg.session_timeout_s, 0);
+	p->st.node_id = node_id;
+	return 0;
+}
+
+void ml_peer_fini(struct ml_peer *p)
+{
+	for (unsigned i = 0; i < p->npaths; i++)
+		ml_path_free(p->paths[i]);
+	if (p->reasm)
+		for (uint32_t i = 0; i < p->rx.size; i++)
+			if (p->reasm[i]) {
+				ml_reasm_free(p->reasm[i]);
+				free(p->reasm[i]);
+			}
+	ml_rxwin_free(&p->rx);
+	free(p->txring);
+	free(p->reasm);
+	free(p->await);
+}
+
+void ml_peer_mark_dirty(struct ml_peer *p)
+{
+	if (!p->dirty) {
+		p->dirty = 1;
+		cds_list_add_tail(&p->dirty_link, &p->w->dirty_peers);
+	}
+}
+
+/* ---- requests awaiting their response: hash by request sequence number ---- */
+
+static void await_grow(struct ml_peer *p)
+{
+	uint32_t nmask = p->await_mask * 2 + 1;
+	struct ml_msg_out **nt = calloc(nmask + 1, sizeof(*nt));
+	if (!nt)
+		return; /* longer chains, still correct */
+	for (uint32_t i = 0; i <= p->await_mask; i++) {
+		struct ml_msg_out *m = p->await[i], *next;
+		for (; m; m = next) {
+			next = m->hnext;
+			m->hnext = nt[m->seq & nmask];
+			nt[m->seq & nmask] = m;
+		}
+	}
+	free(p->await);
+	p->await = nt;
+	p->await_mask = nmask;
+}
+
+static void await_add(struct ml_peer *p, struct ml_msg_out *m)
+{
+	if (p->await_count > 2 * (p->await_mask + 1))
+		await_grow(p);
+	m->hnext = p->await[m->seq & p->await_mask];
+	p->await[m->seq & p->await_mask] = m;
+	p->await_count++;
+	ML_STAT_SET(p->st.requests_pending, p->await_count);
+}
+
+static struct ml_msg_out *await_take(struct ml_peer *p, uint64_t seq)
+{
+	struct ml_msg_out **pp = &p->await[seq & p->await_mask];
+	for (; *pp; pp = &(*pp)->hnext) {
+		if ((*pp)->seq == seq) {
+			struct ml_msg_out *m = *pp;
+			*pp = m->hnext;
+			p->await_count--;
+			ML_STAT_SET(p->st.requests_pending, p->await_count);
+			return m;
+		}
+	}
+	return NULL;
+}
+
+/* ---- completion ---- */
+
+static void complete(struct ml_peer *p, struct ml_msg_out *m, int status, const struct ml_msg *resp)
+{
+	struct ml_ctx *ctx = p->ctx;
+	uint32_t len = m->len;
+
+	if (status != ML_OK)
+		ML_STAT_ADD(p->st.failed, 1);
+	if (m->kind == ML_KIND_REQUEST)
+		m->rcb(m->arg, status, resp);
+	else if (m->scb)
+		m->scb(m->arg, status);
+	ml_msg_free(m);
+	uint64_t left = __atomic_sub_fetch(&p->submitted, 1, __ATOMIC_RELAXED);
+	uint64_t left_bytes = __atomic_sub_fetch(&p->submitted_bytes, len, __ATOMIC_RELAXED);
+	/* Room again for a sender that was refused: tell it once, at half the limit
+	 * so that it does not bounce on the edge. */
+	if (__atomic_load_n(&p->want_room, __ATOMIC_RELAXED) &&
+	    left <= (ctx->cfg.max_inflight_msgs + ctx->cfg.max_queued_msgs) / 2 &&
+	    left_bytes <= (ctx->cfg.max_inflight_bytes + ctx->cfg.max_queued_bytes) / 2 &&
+	    __atomic_exchange_n(&p->want_room, 0, __ATOMIC_RELAXED) && ctx->cfg.on_room)
+		ctx->cfg.on_room(ctx->cfg.cb_arg, p);
+}
+
+/* Take every fragment of m off the paths and queues (it is acked or failed). */
+static void unlink_frags(struct ml_msg_out *m)
+{
+	for (uint32_t i = 0; i < m->nfrags; i++) {
+		struct ml_frag *f = &m->frags[i];
+		if (f->state == ML_FRAG_PENDING) {
+			cds_list_del(&f->link);
+			f->state = ML_FRAG_IDLE;
+		} else if (f->state == ML_FRAG_QUEUED || f->state == ML_FRAG_SENT) {
+			ml_path_unqueue_frag(f->path, f);
+		}
+		f->lost_on = NULL;
+	}
+}
+
+static void advance_oldest(struct ml_peer *p)
+{
+	while (p->oldest_unacked < p->next_seq && !p->txring[p->oldest_unacked & p->txmask])
+		p->oldest_unacked++;
+	ML_STAT_SET(p->st.inflight_msgs, p->next_seq - p->oldest_unacked);
+	ML_STAT_SET(p->st.inflight_bytes, p->inflight_bytes);
+}
+
+/* Take m out of the send window (acked, or failed). */
+static void leave_window(struct ml_peer *p, struct ml_msg_out *m)
+{
+	unlink_frags(m);
+	p->txring[m->seq & p->txmask] = NULL;
+	p->inflight_bytes -= m->len;
+}
+
+static void msg_acked(struct ml_peer *p, struct ml_msg_out *m)
+{
+	m->acked = 1;
+	leave_window(p, m);
+	ML_STAT_ADD(p->st.msgs_acked, 1);
+	if (m->kind == ML_KIND_REQUEST)
+		await_add(p, m); /* the payload is done with; the callback waits for the answer */
+	else
+		complete(p, m, ML_OK, NULL);
+}
+
+static void ack_seq(struct ml_peer *p, uint64_t seq)
+{
+	struct ml_msg_out *m = p->txring[seq & p->txmask];
+	if (m && m->seq == seq && !m->acked)
+		msg_acked(p, m);
+}
+
+void ml_peer_on_ack(struct ml_peer *p, const struct ml_ack *a)
+{
+	/* Numbers we never sent are ignored: loops stay bounded by our window. */
+	uint64_t top = p->next_seq - 1;
+	uint64_t cum = a->cum < top ? a->cum : top;
+	for (uint64_t s = p->oldest_unacked; s <= cum; s++)
+		ack_seq(p, s);
+	for (unsigned i = 0; i < a->nranges; i++) {
+		uint64_t s = a->r[i].start > p->oldest_unacked ? a->r[i].start : p->oldest_unacked;
+		uint64_t e = a->r[i].end < top ? a->r[i].end : top;
+		for (; s <= e; s++)
+			ack_seq(p, s);
+	}
+	advance_oldest(p);
+	ml_peer_mark_dirty(p); /* the window may have room now */
+}
+
+/* ---- failing what is outstanding ---- */
+
+static void fail_window(struct ml_peer *p, int status)
+{
+	for (uint64_t s = p->oldest_unacked; s < p->next_seq; s++) {
+		struct ml_msg_out *m = p->txring[s & p->txmask];
+		if (m && m->seq == s) {
+			leave_window(p, m);
+			complete(p, m, status, NULL);
+		}
+	}
+	for (uint32_t i = 0; i <= p->await_mask; i++) {
+		struct ml_msg_out *m;
+		while ((m = p->await[i])) {
+			await_take(p, m->seq);
+			complete(p, m, status, NULL);
+		}
+	}
+	p->oldest_unacked = p->next_seq = 1;
+	p->inflight_bytes = 0;
+	advance_oldest(p);
+}
+
+static void fail_waitq(struct ml_peer *p, int status)
+{
+	while (!cds_list_empty(&p->waitq)) {
+		struct ml_msg_out *m = cds_list_first_entry(&p->waitq, struct ml_msg_out, link);
+		cds_list_del(&m->link);
+		complete(p, m, status, NULL);
+	}
+	ML_STAT_SET(p->st.queued_msgs, 0);
+}
+
+static void reset_receive(struct ml_peer *p)
+{
+	for (uint32_t i = 0; i < p->rx.size; i++)
+		if (p->reasm[i]) {
+			ml_reasm_free(p->reasm[i]);
+			free(p->reasm[i]);
+			p->reasm[i] = NULL;
+		}
+	p->reasm_bytes = 0;
+	ml_rxwin_reset(&p->rx);
+	p->ack_due = 0;
+}
+
+static void fail_paths_except(struct ml_peer *p, struct ml_path *keep, const char *why)
+{
+	for (unsigned i = 0; i < p->npaths; i++)
+		if (p->paths[i] != keep && p->paths[i]->fd >= 0)
+			ml_path_fail(p->paths[i], ML_EPEERRESTART, why);
+}
+
+void ml_peer_cancel_all(struct ml_peer *p, int status)
+{
+	ev_timer_stop(p->w->loop, &p->session_timer);
+	fail_paths_except(p, NULL, "context closing");
+	for (unsigned i = 0; i < p->npaths; i++)
+		ev_timer_stop(p->w->loop, &p->paths[i]->timer);
+	fail_window(p, status);
+	fail_waitq(p, status);
+	reset_receive(p);
+}
+
+/* The session starts over: with a restarted peer (its new incarnation), or
+ * after the session timeout (our new incarnation, so the peer starts over too).
+ * Rule 6: what was outstanding completes with an error, never silently. */
+static void session_restart(struct ml_peer *p, struct ml_path *keep, int status)
+{
+	ML_STAT_ADD(p->st.restarts, 1);
+	fail_paths_except(p, keep, status == ML_EPEERRESTART ? "peer restarted" : "session reset");
+	fail_window(p, status);
+	reset_receive(p);
+}
+
+int ml_peer_check_incarnation(struct ml_peer *p, const struct ml_hello *h, struct ml_path *via)
+{
+	if (p->peer_inc && p->peer_inc != h->incarnation) {
+		ml_log(p->ctx, ML_LOG_WARN, "peer %u restarted (incarnation %016llx -> %016llx)",
+		       p->node_id, (unsigned long long)p->peer_inc, (unsigned long long)h->incarnation);
+		session_restart(p, via, ML_EPEERRESTART);
+	}
+	if (p->peer_inc != h->incarnation) {
+		p->peer_inc = h->incarnation;
+		p->session_id = p->my_inc ^ p->peer_inc;
+		p->frag_size = h->max_frag_payload < p->ctx->cfg.max_frag_payload
+				       ? h->max_frag_payload : p->ctx->cfg.max_frag_payload;
+		if (p->frag_size < 4096) {
+			ml_path_fail(via, ML_EPROTO, "peer's fragment size is below 4 KiB");
+			return -1;
+		}
+		p->peer_window = h->window;
+		p->peer_max_msg = h->max_msg_size;
+		ML_STAT_SET(p->st.peer_incarnation, p->peer_inc);
+	}
+	return 0;
+}
+
+static void on_session_timer(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct ml_peer *p = caa_container_of(t, struct ml_peer, session_timer);
+	(void)loop;
+	(void)revents;
+	if (p->paths_up)
+		return;
+	ml_log(p->ctx, ML_LOG_WARN, "peer %u: no path for %.1f s: failing outstanding sends",
+	       p->node_id, p->ctx->cfg.session_timeout_s);
+	session_restart(p, NULL, ML_ETIMEDOUT);
+	fail_waitq(p, ML_ETIMEDOUT);
+	/* The peer may still hold our old session; a new incarnation makes it
+	 * start over too instead of waiting for numbers we gave up on. */
+	p->my_inc = ml_random64();
+	p->peer_inc = 0;
+	p->session_id = 0;
+}
+
+static void arm_session_timer(struct ml_peer *p)
+{
+	if (!p->paths_up && !ev_is_active(&p->session_timer) &&
+	    (!cds_list_empty(&p->waitq) || p->next_seq != p->oldest_unacked || p->await_count))
+		ev_timer_start(p->w->loop, &p->session_timer);
+}
+
+/* ---- sending ---- */
+
+void ml_peer_submit(struct ml_peer *p, struct ml_msg_out *m)
+{
+	if (p->w->stopped) {
+		complete(p, m, ML_ECANCELED, NULL);
+		return;
+	}
+	cds_list_add_tail(&m->link, &p->waitq);
+	ML_STAT_ADD(p->st.queued_msgs, 1);
+	arm_session_timer(p);
+	ml_peer_mark_dirty(p);
+}
+
+static int cut_fragments(struct ml_peer *p, struct ml_msg_out *m)
+{
+	uint32_t fs = p->frag_size;
+	m->nfrags = m->len ? (uint32_t)(((uint64_t)m->len + fs - 1) / fs) : 1;
+	if (m->nfrags == 1) {
+		m->frags = &m->frag1;
+	} else {
+		m->frags = calloc(m->nfrags, sizeof(*m->frags));
+		if (!m->frags)
+			return ML_ENOMEM;
+	}
+	for (uint32_t i = 0; i < m->nfrags; i++) {
+		struct ml_frag *f = &m->frags[i];
+		f->msg = m;
+		f->offset = i * fs;
+		f->len = m->len - f->offset < fs ? m->len - f->offset : fs;
+		f->state = ML_FRAG_PENDING;
+		cds_list_add_tail(&f->link, &p->fragq);
+	}
+	return 0;
+}
+
+/* Give sequence numbers to waiting messages while the window has room. */
+static void pump(struct ml_peer *p)
+{
+	struct ml_config *cfg = &p->ctx->cfg;
+	uint64_t window = p->txmask + 1;
+	if (p->peer_window < window)
+		window = p->peer_window;
+	if (!p->peer_inc)
+		return; /* fragment size and window come with the first handshake */
+	while (!cds_list_empty(&p->waitq)) {
+		struct ml_msg_out *m = cds_list_first_entry(&p->waitq, struct ml_msg_out, link);
+		if (p->next_seq - p->oldest_unacked >= window)
+			break;
+		if (p->inflight_bytes && p->inflight_bytes + m->len > cfg->max_inflight_bytes)
+			break;
+		cds_list_del(&m->link);
+		ML_STAT_ADD(p->st.queued_msgs, -1);
+		if (m->len > p->peer_max_msg) {
+			complete(p, m, ML_ETOOBIG, NULL);
+			continue;
+		}
+		if (cut_fragments(p, m)) {
+			complete(p, m, ML_ENOMEM, NULL);
+			continue;
+		}
+		m->seq = p->next_seq++;
+		p->txring[m->seq & p->txmask] = m;
+		p->inflight_bytes += m->len;
+		ML_STAT_ADD(p->st.msgs_sent, 1);
+		ML_STAT_ADD(p->st.bytes_sent, m->len);
+	}
+	advance_oldest(p);
+}
+
+/* Hand waiting fragments to paths, as the scheduler decides. */
+static void dispatch(struct ml_peer *p)
+{
+	struct ml_sched_path view[ML_MAX_PATHS];
+	for (unsigned i = 0; i < p->npaths; i++) {
+		struct ml_path *path = p->paths[i];
+		view[i].usable = path->state == ML_PATH_UP && path->greeted;
+		view[i].outstanding = path->outstanding;
+		view[i].cap = p->ctx->cfg.path_max_outstanding;
+		view[i].rate_bps = path->rate_bps;
+		view[i].rtt_s = path->srtt_s;
+	}
+	while (!cds_list_empty(&p->fragq)) {
+		struct ml_frag *f = cds_list_first_entry(&p->fragq, struct ml_frag, link);
+		int i = ml_sched_pick(view, p->npaths, f->len, p->ctx->cfg.sched_policy, &p->rr_cursor);
+		if (i < 0)
+			break;
+		cds_list_del(&f->link);
+		ml_path_queue_frag(p->paths[i], f);
+		view[i].outstanding += f->len;
+	}
+}
+
+static void send_ack(struct ml_peer *p)
+{
+	struct ml_ack a;
+	uint8_t buf[16 + 16 * ML_WIRE_SACK_MAX];
+	struct ml_path *best = NULL;
+
+	/* Any path will do (rule 4); the least loaded one answers soonest. */
+	for (unsigned i = 0; i < p->npaths; i++) {
+		struct ml_path *path = p->paths[i];
+		if (path->state == ML_PATH_UP && path->greeted &&
+		    (!best || path->outstanding < best->outstanding))
+			best = path;
+	}
+	if (!best)
+		return;
+	ml_rxwin_ack(&p->rx, &a);
+	if (ml_path_send_ctrl(best, ML_FT_ACK, buf, (uint32_t)ml_ack_encode(buf, &a)) == 0)
+		p->ack_due = 0;
+}
+
+void ml_peer_flush(struct ml_peer *p)
+{
+	pump(p);
+	dispatch(p);
+	if (p->ack_due)
+		send_ack(p);
+}
+
+void ml_peer_on_path_up(struct ml_peer *p, struct ml_path *path)
+{
+	(void)path;
+	p->paths_up++;
+	ML_STAT_SET(p->st.paths_up, p->paths_up);
+	ev_timer_stop(p->w->loop, &p->session_timer);
+	/* A new path may be the only way our last ack can still get through. */
+	if (p->rx.highest)
+		p->ack_due = 1;
+	ml_peer_mark_dirty(p);
+}
+
+void ml_peer_on_path_down(struct ml_peer *p, struct ml_path *path)
+{
+	(void)path;
+	p->paths_up--;
+	ML_STAT_SET(p->st.paths_up, p->paths_up);
+	/* Acks that were on the failed path are lost: say it all again. */
+	if (p->rx.highest)
+		p->ack_due = 1;
+	arm_session_timer(p);
+	ml_peer_mark_dirty(p);
+}
+
+/* ---- receiving ---- */
+
+static void deliver(struct ml_peer *p, const struct ml_frame_hdr *h, const void *data, uint32_t len)
+{
+	struct ml_config *cfg = &p->ctx->cfg;
+	struct ml_msg msg = { .tag = h->tag, .data = data, .len = len };
+	unsigned kind = h->flags & ML_FLAG_KIND_MASK;
+
+	ml_rxwin_mark(&p->rx, h->seq);
+	ML_STAT_ADD(p->st.msgs_recv, 1);
+	ML_STAT_ADD(p->st.bytes_recv, len);
+	p->ack_due = 1;
+	ml_peer_mark_dirty(p);
+
+	if (kind == ML_KIND_REQUEST) {
+		struct ml_request *req = malloc(sizeof(*req));
+		if (!req) {
+			ml_log(p->ctx, ML_LOG_ERR, "peer %u: out of memory for request %llu", p->node_id,
+			       (unsigned long long)h->seq);
+			return;
+		}
+		req->peer = p;
+		req->seq = h->seq;
+		req->tag = h->tag;
+		req->session_id = p->session_id;
+		if (cfg->on_request)
+			cfg->on_request(cfg->cb_arg, p, req, &msg);
+		else
+			ml_respond(req, NULL, 0, 0, NULL, NULL); /* nobody serves: empty answer */
+	} else if (kind == ML_KIND_RESPONSE) {
+		struct ml_msg_out *m = await_take(p, h->ref);
+		if (!m) {
+			/* The answer can overtake the ack of its request: it proves
+			 * delivery just as well. */
+			struct ml_msg_out *r = h->ref ? p->txring[h->ref & p->txmask] : NULL;
+			if (r && r->seq == h->ref && !r->acked && r->kind == ML_KIND_REQUEST) {
+				msg_acked(p, r);
+				advance_oldest(p);
+				m = await_take(p, h->ref);
+			}
+		}
+		if (m)
+			complete(p, m, ML_OK, &msg);
+		else
+			ml_log(p->ctx, ML_LOG_DEBUG, "peer %u: response to unknown request %llu dropped",
+			       p->node_id, (unsigned long long)h->ref);
+	} else if (cfg->on_message) {
+		cfg->on_message(cfg->cb_arg, p, &msg);
+	}
+}
+
+int ml_peer_on_data(struct ml_peer *p, struct ml_path *path, const struct ml_frame_hdr *h,
+		    const uint8_t *payload)
+{
+	(void)path;
+	switch (ml_rxwin_check(&p->rx, h->seq)) {
+	case ML_RXWIN_OUT:
+		return -1;
+	case ML_RXWIN_DUP:
+		/* Its ack may have died with a path: acknowledge again. */
+		ML_STAT_ADD(p->st.dup_frames, 1);
+		p->ack_due = 1;
+		ml_peer_mark_dirty(p);
+		return 0;
+	case ML_RXWIN_NEW:
+		break;
+	}
+	if (h->payload_len == h->msg_len) { /* whole message in one frame */
+		deliver(p, h, payload, h->payload_len);
+		return 0;
+	}
+	struct ml_reasm **slot = &p->reasm[h->seq & (p->rx.size - 1)];
+	if (*slot && (*slot)->seq != h->seq)
+		return -1;
+	if (!*slot) {
+		/* A peer that keeps us busy reassembling more than its whole send
+		 * window could hold is broken or hostile. */
+		if (p->reasm_bytes + h->msg_len >
+			    2 * p->ctx->cfg.max_inflight_bytes + p->ctx->cfg.max_msg_size ||
+		    h->msg_len <= p->frag_size)
+			return -1;
+		struct ml_reasm *r = malloc(sizeof(*r));
+		if (!r || ml_reasm_init(r, h->seq, h->msg_len, p->frag_size)) {
+			free(r);
+			return -1;
+		}
+		*slot = r;
+		p->reasm_bytes += h->msg_len;
+	}
+	switch (ml_reasm_check(*slot, h->msg_len, h->offset, h->payload_len)) {
+	case ML_REASM_BAD:
+		return -1;
+	case ML_REASM_DUP:
+		ML_STAT_ADD(p->st.dup_frames, 1);
+		return 0;
+	case ML_REASM_NEW:
+		break;
+	}
+	if (ml_reasm_put(*slot, h->offset, payload, h->payload_len)) {
+		struct ml_reasm *r = *slot;
+		*slot = NULL;
+		p->reasm_bytes -= r->msg_len;
+		deliver(p, h, r->buf, r->msg_len);
+		ml_reasm_free(r);
+		free(r);
+	}
+	return 0;
+}

@@ -1,0 +1,36 @@
+/*
+ * reasm.h - reassembly of one fragmented message.
+ *
+ * Fragments are cut at multiples of the session's fragment size F: every
+ * fragment but the last carries exactly F bytes (doc/protocol.md). So a
+ * fragment is named by offset / F, and a bitmap tells which ones are in.
+ */
+#ifndef ML_REASM_H
+#define ML_REASM_H
+
+#include <stdint.h>
+
+struct ml_reasm {
+	uint64_t seq;
+	uint32_t msg_len;
+	uint32_t frag_size;
+	uint32_t nfrags, nrecv;
+	uint8_t *buf;      /* msg_len bytes */
+	uint64_t *have;    /* nfrags bits */
+};
+
+enum ml_reasm_verdict {
+	ML_REASM_NEW = 0,
+	ML_REASM_DUP = 1, /* this fragment is already in */
+	ML_REASM_BAD = 2, /* offset/length not a fragment of this message */
+};
+
+/* Returns 0 or ML_ENOMEM. */
+int ml_reasm_init(struct ml_reasm *r, uint64_t seq, uint32_t msg_len, uint32_t frag_size);
+void ml_reasm_free(struct ml_reasm *r);
+enum ml_reasm_verdict ml_reasm_check(const struct ml_reasm *r, uint32_t msg_len, uint32_t offset,
+				     uint32_t len);
+/* Copy a NEW fragment in; returns 1 when the message is complete. */
+int ml_reasm_put(struct ml_reasm *r, uint32_t offset, const void *data, uint32_t len);
+
+#endif
