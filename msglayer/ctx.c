@@ -89,6 +89,18 @@ static int config_complete(struct ml_config *c)
 	return 0;
 }
 
+/* liburcu's queue is not instrumented: tell ThreadSanitizer that a command's
+ * contents are published by the enqueue and taken over by the dequeue. */
+#if defined(__SANITIZE_THREAD__)
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+#define HANDOFF_RELEASE(c) __tsan_release(c)
+#define HANDOFF_ACQUIRE(c) __tsan_acquire(c)
+#else
+#define HANDOFF_RELEASE(c) ((void)(c))
+#define HANDOFF_ACQUIRE(c) ((void)(c))
+#endif
+
 int ml_on_worker_thread(const struct ml_worker *w)
 {
 	return pthread_equal(pthread_self(), w->thread);
@@ -97,6 +109,7 @@ int ml_on_worker_thread(const struct ml_worker *w)
 void ml_worker_post(struct ml_worker *w, struct ml_cmd *c)
 {
 	cds_wfcq_node_init(&c->node);
+	HANDOFF_RELEASE(c);
 	cds_wfcq_enqueue(&w->qhead, &w->qtail, &c->node);
 	ev_async_send(w->loop, &w->wake);
 }
@@ -115,14 +128,18 @@ static void listener_free_all(struct ml_ctx *ctx)
 static void worker_stop(struct ml_worker *w)
 {
 	struct cds_lfht_iter it;
-	struct ml_peer *p;
+	struct cds_lfht_node *n;
 
 	w->stopped = 1; /* from here on nothing reconnects and sends are canceled */
 	ml_listeners_stop(w);
+	/* (cds_lfht_for_each_entry would form container_of(NULL) at the end,
+	 * which UBSan rightly rejects; go by node.) */
 	rcu_read_lock();
-	cds_lfht_for_each_entry(w->ctx->peers, &it, p, hnode)
+	cds_lfht_for_each(w->ctx->peers, &it, n) {
+		struct ml_peer *p = caa_container_of(n, struct ml_peer, hnode);
 		if (p->w == w)
 			ml_peer_cancel_all(p, ML_ECANCELED);
+	}
 	rcu_read_unlock();
 	ev_async_stop(w->loop, &w->wake);
 	ev_prepare_stop(w->loop, &w->flush);
@@ -204,8 +221,11 @@ static void on_wake(struct ev_loop *loop, ev_async *a, int revents)
 	struct cds_wfcq_node *n;
 	(void)loop;
 	(void)revents;
-	while (!w->stopped && (n = cds_wfcq_dequeue_blocking(&w->qhead, &w->qtail)))
-		run_cmd(w, caa_container_of(n, struct ml_cmd, node));
+	while (!w->stopped && (n = cds_wfcq_dequeue_blocking(&w->qhead, &w->qtail))) {
+		struct ml_cmd *c = caa_container_of(n, struct ml_cmd, node);
+		HANDOFF_ACQUIRE(c);
+		run_cmd(w, c);
+	}
 }
 
 /* Runs once per loop turn before the loop sleeps: every session hands its
@@ -307,6 +327,7 @@ static void worker_fini(struct ml_worker *w)
 	struct cds_wfcq_node *n;
 	while ((n = cds_wfcq_dequeue_blocking(&w->qhead, &w->qtail))) {
 		struct ml_cmd *c = caa_container_of(n, struct ml_cmd, node);
+		HANDOFF_ACQUIRE(c);
 		if (c->type == ML_CMD_SEND) {
 			struct ml_msg_out *m = caa_container_of(c, struct ml_msg_out, cmd);
 			if (m->rcb)
@@ -412,11 +433,11 @@ void ml_ctx_destroy(ml_ctx *ctx)
 	/* Every worker has stopped: now peers can go. Lookups that found a
 	 * peer finished with it before ml_ctx_destroy was called (documented). */
 	struct cds_lfht_iter it;
+	struct cds_lfht_node *n;
 	struct ml_peer *p;
 	rcu_read_lock();
-	cds_lfht_for_each_entry(ctx->peers, &it, p, hnode) {
-		cds_lfht_del(ctx->peers, &p->hnode);
-	}
+	cds_lfht_for_each(ctx->peers, &it, n)
+		cds_lfht_del(ctx->peers, n);
 	rcu_read_unlock();
 	synchronize_rcu();
 	while ((p = ctx->all_peers)) {

@@ -233,7 +233,9 @@ void ml_path_fail(struct ml_path *path, int status, const char *why)
 	path->connected = 0;
 	set_state(path, path->outbound ? ML_PATH_IDLE : ML_PATH_CLOSED);
 	ML_STAT_ADD(path->st.failures, 1);
-	ml_log(p->ctx, was_up ? ML_LOG_WARN : ML_LOG_DEBUG, "peer %u path %u (%s) down: %s (%s)",
+	/* Once, with the reason; a context closing its own paths is no news. */
+	ml_log(p->ctx, was_up && !p->w->stopped ? ML_LOG_WARN : ML_LOG_DEBUG,
+	       "peer %u path %u (%s) down: %s (%s)",
 	       p->node_id, path->idx, path->st.url, why, ml_strerror(status));
 	if (was_up)
 		ml_peer_on_path_down(p, path);

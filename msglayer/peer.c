@@ -260,17 +260,17 @@ static void reset_receive(struct ml_peer *p)
 	p->ack_due = 0;
 }
 
-static void fail_paths_except(struct ml_peer *p, struct ml_path *keep, const char *why)
+static void fail_paths_except(struct ml_peer *p, struct ml_path *keep, int status, const char *why)
 {
 	for (unsigned i = 0; i < p->npaths; i++)
 		if (p->paths[i] != keep && p->paths[i]->fd >= 0)
-			ml_path_fail(p->paths[i], ML_EPEERRESTART, why);
+			ml_path_fail(p->paths[i], status, why);
 }
 
 void ml_peer_cancel_all(struct ml_peer *p, int status)
 {
 	ev_timer_stop(p->w->loop, &p->session_timer);
-	fail_paths_except(p, NULL, "context closing");
+	fail_paths_except(p, NULL, status, "context closing");
 	for (unsigned i = 0; i < p->npaths; i++)
 		ev_timer_stop(p->w->loop, &p->paths[i]->timer);
 	fail_window(p, status);
@@ -284,7 +284,7 @@ void ml_peer_cancel_all(struct ml_peer *p, int status)
 static void session_restart(struct ml_peer *p, struct ml_path *keep, int status)
 {
 	ML_STAT_ADD(p->st.restarts, 1);
-	fail_paths_except(p, keep, status == ML_EPEERRESTART ? "peer restarted" : "session reset");
+	fail_paths_except(p, keep, status, status == ML_EPEERRESTART ? "peer restarted" : "session reset");
 	fail_window(p, status);
 	reset_receive(p);
 }

@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <string.h>
@@ -89,13 +90,23 @@ static int tcp_connect_done(int fd, int *err)
 	return *err ? ML_EADDR : 0;
 }
 
+/* sendmsg, not writev: a library must never raise SIGPIPE in its host
+ * process when the peer has gone; EPIPE is reported as an error instead. */
+static ssize_t tcp_writev(int fd, const struct iovec *iov, int iovcnt)
+{
+	struct msghdr mh = { .msg_iov = (struct iovec *)(uintptr_t)iov, .msg_iovlen = (size_t)iovcnt };
+	return sendmsg(fd, &mh, MSG_NOSIGNAL);
+}
+
+/* RESET: linger 0 makes the coming close() send a RST. SHUTDOWN: a FIN now. */
 static void tcp_inject(int fd, int fault)
 {
 	if (fault == ML_FAULT_RESET) {
 		struct linger lg = { .l_onoff = 1, .l_linger = 0 };
 		setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	} else {
+		shutdown(fd, SHUT_RDWR);
 	}
-	shutdown(fd, SHUT_RDWR);
 }
 
 static void tcp_close(int fd)
@@ -110,7 +121,7 @@ const struct ml_transport_ops ml_tcp_ops = {
 	.connect = tcp_connect,
 	.connect_done = tcp_connect_done,
 	.readv = readv,
-	.writev = writev,
+	.writev = tcp_writev,
 	.inject = tcp_inject,
 	.close = tcp_close,
 };
