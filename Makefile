@@ -1,8 +1,9 @@
 # msglayer - one GNU Makefile for the library, tools, tests and docs.
 #   make                 library (build/lib) and tools (build/bin)
 #   make check           every test (installs missing Debian packages first)
-#   make check SANITIZE=address,undefined   same, built with sanitizers (build-san/)
+#   make check SANITIZE=address,undefined   same, built with sanitizers (build-san/...)
 #   make demo            the main job: a live failover demo
+#   make valgrind        unit tests under valgrind
 #   make install PREFIX=/usr/local
 #   make deps            install the Debian packages the build needs
 
@@ -14,12 +15,20 @@ ifeq ($(SANITIZE),)
 BUILD := build
 OPT := -O2
 else
-BUILD := build-san
+comma := ,
+BUILD := build-san/$(subst $(comma),-,$(SANITIZE))
 OPT := -O1 -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
 endif
 
+# ThreadSanitizer is ~10x slower and liburcu is not instrumented (see the file).
+ifneq ($(findstring thread,$(SANITIZE)),)
+export TSAN_OPTIONS ?= suppressions=$(CURDIR)/tests/sanitizers/tsan.supp halt_on_error=1
+export ML_TEST_REQUESTS ?= 5000
+endif
+export UBSAN_OPTIONS ?= print_stacktrace=1
+
 PKGS := liburcu-bp liburcu-cds libisal
-DEPS_DEBIAN := gcc make pkg-config libev-dev liburcu-dev libisal-dev libcmocka-dev
+DEPS_DEBIAN := gcc make pkg-config libev-dev liburcu-dev libisal-dev libcmocka-dev valgrind
 
 CFLAGS := -std=gnu11 -g $(OPT) -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
 	-Wmissing-prototypes -Wno-missing-field-initializers -fPIC -D_GNU_SOURCE \
@@ -35,7 +44,7 @@ EXAMPLES := $(patsubst examples/%.c,$(BUILD)/bin/%,$(wildcard examples/*.c))
 UNIT := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 INTEG := $(patsubst tests/integ/%.c,$(BUILD)/tests/%,$(wildcard tests/integ/test_*.c))
 
-.PHONY: all deps check unit integ demo install clean
+.PHONY: all deps check unit integ valgrind demo install clean
 .DEFAULT_GOAL := all
 
 all: $(BUILD)/lib/libmsglayer.a $(BUILD)/lib/libmsglayer.so $(TOOLS) $(EXAMPLES)
@@ -81,6 +90,12 @@ unit:
 
 integ:
 	@fail=0; for t in $(INTEG); do echo "== $$t"; $$t || fail=1; done; exit $$fail
+
+# Unit tests under valgrind's memcheck (the integration test runs under ASan).
+valgrind: deps
+	@$(MAKE) --no-print-directory $(UNIT)
+	@fail=0; for t in $(UNIT); do echo "== valgrind $$t"; \
+		valgrind -q --error-exitcode=99 --leak-check=full $$t >/dev/null || fail=1; done; exit $$fail
 
 demo: deps
 	@$(MAKE) --no-print-directory all

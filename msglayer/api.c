@@ -61,6 +61,7 @@ void ml_msg_free(struct ml_msg_out *m)
 	if (m->iov != m->iov1)
 		free(m->iov);
 	free(m->copy);
+	free(m->req);
 	free(m);
 }
 
@@ -214,13 +215,25 @@ int ml_respond(ml_request *req, const struct ml_buf *bufs, unsigned nbufs, unsig
 {
 	if (!req)
 		return ML_EINVAL;
-	struct ml_request r = *req;
-	free(req);
-	/* The session this request came on is gone: its requester got an error
-	 * already, and the number would mean nothing to the new session. */
-	if (__atomic_load_n(&r.peer->session_id, __ATOMIC_RELAXED) != r.session_id)
-		return ML_EPEERRESTART;
-	return send_msg(r.peer, ML_KIND_RESPONSE, r.tag, r.seq, bufs, nbufs, flags, NULL, cb, arg);
+	int err;
+	struct ml_msg_out *m = msg_build(req->peer, bufs, nbufs, flags, &err);
+	if (!m) {
+		/* Still consumed: an empty answer goes instead, so that the
+		 * requester is not left waiting for one that never comes. */
+		m = msg_build(req->peer, NULL, 0, 0, &(int){ 0 });
+		if (!m)
+			return err;
+		cb = NULL;
+	}
+	admit(req->peer, m->len, 1);
+	m->kind = ML_KIND_RESPONSE;
+	m->tag = req->tag;
+	m->ref = req->seq;
+	m->req = req;
+	m->scb = cb;
+	m->arg = arg;
+	post(req->peer, m);
+	return err;
 }
 
 uint64_t ml_request_tag(const ml_request *req)

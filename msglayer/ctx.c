@@ -330,6 +330,8 @@ static void worker_fini(struct ml_worker *w)
 		HANDOFF_ACQUIRE(c);
 		if (c->type == ML_CMD_SEND) {
 			struct ml_msg_out *m = caa_container_of(c, struct ml_msg_out, cmd);
+			if (m->req)
+				cds_list_del(&m->req->link);
 			if (m->rcb)
 				m->rcb(m->arg, ML_ECANCELED, NULL);
 			else if (m->scb)
@@ -440,13 +442,15 @@ void ml_ctx_destroy(ml_ctx *ctx)
 		cds_lfht_del(ctx->peers, n);
 	rcu_read_unlock();
 	synchronize_rcu();
+	/* Queues first: a response still queued unlinks its request from the
+	 * peer's open list before the peer frees what is left on it. */
+	for (unsigned i = 0; i < ctx->nworkers; i++)
+		worker_fini(&ctx->workers[i]);
 	while ((p = ctx->all_peers)) {
 		ctx->all_peers = p->all_next;
 		ml_peer_fini(p);
 		free(p);
 	}
-	for (unsigned i = 0; i < ctx->nworkers; i++)
-		worker_fini(&ctx->workers[i]);
 	cds_lfht_destroy(ctx->peers, NULL);
 	listener_free_all(ctx);
 	pthread_mutex_destroy(&ctx->admin_lock);

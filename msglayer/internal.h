@@ -114,6 +114,7 @@ struct ml_msg_out {
 	struct iovec *iov;
 	unsigned iovcnt;
 	void *copy;                /* ML_SEND_COPY: owned copy of the payload */
+	struct ml_request *req;    /* response: the request it answers (freed on the worker) */
 	ml_response_cb rcb;
 	ml_send_cb scb;
 	void *arg;
@@ -170,7 +171,11 @@ struct ml_path {
 
 /* ---- peers (sessions) ---- */
 
+/* An incoming request until its response is processed on the worker (or the
+ * context is destroyed); ml_respond may run on any thread, so the worker
+ * alone links and frees it. */
 struct ml_request {
+	struct cds_list_head link; /* peer->open_requests */
 	struct ml_peer *peer;
 	uint64_t seq; /* the request's sequence number: the response's ref */
 	uint64_t tag;
@@ -212,6 +217,7 @@ struct ml_peer {
 	int want_room;               /* a send was refused: call on_room when there is room */
 
 	/* receive side */
+	struct cds_list_head open_requests; /* ml_request delivered, not yet answered */
 	struct ml_rxwin rx;
 	struct ml_reasm **reasm;     /* seq & rx mask -> message being reassembled */
 	uint64_t reasm_bytes;

@@ -192,10 +192,14 @@ enum ml_send_flags {
 int ml_request_send(ml_peer *peer, uint64_t tag, const struct ml_buf *bufs, unsigned nbufs,
 		    unsigned flags, ml_response_cb cb, void *arg);
 
-/* Answer a request with the same tag. Must be called exactly once per request
- * (also when the answer is empty); frees req. cb (optional) runs when the
- * requester acknowledged the response. Errors: ML_EINVAL, ML_ETOOBIG; on any
- * error req is still consumed. */
+/* Answer a request with the same tag. Call it exactly once per request (also
+ * when the answer is empty), from any thread; it consumes req. cb (optional)
+ * runs when the requester acknowledged the response, or with ML_EPEERRESTART
+ * when the session the request came on has ended meanwhile.
+ * Errors: ML_EINVAL (req NULL or bad buffers), ML_ETOOBIG; on such an error
+ * req is still consumed and an empty response is sent instead, so that the
+ * requester never waits for nothing. Requests not answered when the context
+ * is destroyed are freed by ml_ctx_destroy: do not use them afterwards. */
 int ml_respond(ml_request *req, const struct ml_buf *bufs, unsigned nbufs, unsigned flags,
 	       ml_send_cb cb, void *arg);
 uint64_t ml_request_tag(const ml_request *req);

@@ -36,6 +36,7 @@ int ml_peer_init(struct ml_peer *p, struct ml_ctx *ctx, uint32_t node_id)
 	CDS_INIT_LIST_HEAD(&p->waitq);
 	CDS_INIT_LIST_HEAD(&p->fragq);
 	CDS_INIT_LIST_HEAD(&p->dirty_link);
+	CDS_INIT_LIST_HEAD(&p->open_requests);
 	if (ml_rxwin_init(&p->rx, ctx->cfg.max_inflight_msgs))
 		return ML_ENOMEM;
 	uint32_t ring = pow2_at_least(ctx->cfg.max_inflight_msgs);
@@ -55,6 +56,9 @@ int ml_peer_init(struct ml_peer *p, struct ml_ctx *ctx, uint32_t node_id)
 
 void ml_peer_fini(struct ml_peer *p)
 {
+	struct ml_request *req, *tmp;
+	cds_list_for_each_entry_safe(req, tmp, &p->open_requests, link)
+		free(req); /* never answered; the application's handle dies with the context */
 	for (unsigned i = 0; i < p->npaths; i++)
 		ml_path_free(p->paths[i]);
 	if (p->reasm)
@@ -341,6 +345,19 @@ static void arm_session_timer(struct ml_peer *p)
 
 void ml_peer_submit(struct ml_peer *p, struct ml_msg_out *m)
 {
+	if (m->req) {
+		struct ml_request *req = m->req;
+		cds_list_del(&req->link);
+		/* The session this request came on is gone: its requester got an
+		 * error already, and the number would mean nothing now. */
+		int stale = req->session_id != p->session_id;
+		m->req = NULL;
+		free(req);
+		if (stale) {
+			complete(p, m, ML_EPEERRESTART, NULL);
+			return;
+		}
+	}
 	if (p->w->stopped) {
 		complete(p, m, ML_ECANCELED, NULL);
 		return;
@@ -503,6 +520,7 @@ static void deliver(struct ml_peer *p, const struct ml_frame_hdr *h, const void 
 			       (unsigned long long)h->seq);
 			return;
 		}
+		cds_list_add_tail(&req->link, &p->open_requests);
 		req->peer = p;
 		req->seq = h->seq;
 		req->tag = h->tag;
