@@ -215,14 +215,14 @@ int ml_respond(ml_request *req, const struct ml_buf *bufs, unsigned nbufs, unsig
 {
 	if (!req)
 		return ML_EINVAL;
-	int err;
+	int err, empty_err;
 	struct ml_msg_out *m = msg_build(req->peer, bufs, nbufs, flags, &err);
 	if (!m) {
 		/* Still consumed: an empty answer goes instead, so that the
 		 * requester is not left waiting for one that never comes. */
-		m = msg_build(req->peer, NULL, 0, 0, &(int){ 0 });
+		m = msg_build(req->peer, NULL, 0, 0, &empty_err);
 		if (!m)
-			return err;
+			return err; /* no memory even for that: req stays listed, freed with the context */
 		cb = NULL;
 	}
 	admit(req->peer, m->len, 1);

@@ -212,12 +212,13 @@ void ml_path_fail(struct ml_path *path, int status, const char *why)
 		cds_list_del_init(&path->dirty_link);
 		path->dirty = 0;
 	}
+	/* Oldest first: what was written, then what was only queued. */
+	cds_list_for_each_entry_safe(f, tmpf, &path->inflight, link)
+		requeue(path, &tmp, f, 1);
 	cds_list_for_each_entry_safe(f, tmpf, &path->txq, link) {
 		requeue(path, &tmp, f, path->head_written > 0);
 		path->head_written = 0; /* only the first can be part-written */
 	}
-	cds_list_for_each_entry_safe(f, tmpf, &path->inflight, link)
-		requeue(path, &tmp, f, 1);
 	/* Older than anything waiting: they go out first. */
 	cds_list_splice(&tmp, &p->fragq);
 	path->outstanding = 0;
