@@ -296,7 +296,6 @@ int ml_peer_stats_get(ml_peer *p, struct ml_peer_stats *st, struct ml_path_stats
 	st->paths_up = ML_STAT_GET(p->st.paths_up);
 	unsigned n = __atomic_load_n(&p->npaths, __ATOMIC_ACQUIRE);
 	st->paths = n;
-	st->frames_resent = ML_STAT_GET(p->st.frames_resent);
 	if (paths && npaths) {
 		unsigned k = n < *npaths ? n : *npaths;
 		for (unsigned i = 0; i < k; i++) {

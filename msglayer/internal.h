@@ -309,7 +309,6 @@ int ml_peer_on_data(struct ml_peer *p, struct ml_path *path, const struct ml_fra
 		    const uint8_t *payload);
 void ml_peer_cancel_all(struct ml_peer *p, int status);
 void ml_msg_free(struct ml_msg_out *m);
-int ml_msg_submit(struct ml_peer *p, struct ml_msg_out *m);
 
 /* path.c: connections, framing, batching */
 struct ml_path *ml_path_new(struct ml_peer *p, int outbound, unsigned origin_idx);
@@ -318,12 +317,10 @@ void ml_path_attach(struct ml_path *path, int fd, const struct ml_transport_ops 
 		    const struct ml_hello *hello, const char *url);
 void ml_path_fail(struct ml_path *path, int status, const char *why);
 void ml_path_free(struct ml_path *path);
-void ml_path_mark_dirty(struct ml_path *path);
 void ml_path_flush(struct ml_path *path);
 int ml_path_send_ctrl(struct ml_path *path, uint8_t type, const void *payload, uint32_t len);
 void ml_path_queue_frag(struct ml_path *path, struct ml_frag *f);
 void ml_path_unqueue_frag(struct ml_path *path, struct ml_frag *f);
-void ml_hello_fill(struct ml_peer *p, struct ml_hello *h, unsigned path_idx);
 
 /* listen.c: accept and greet */
 void ml_listener_start(struct ml_worker *w, struct ml_listener *l);

@@ -72,7 +72,7 @@ void ml_path_free(struct ml_path *path)
 	free(path);
 }
 
-void ml_path_mark_dirty(struct ml_path *path)
+static void mark_dirty(struct ml_path *path)
 {
 	if (!path->dirty && path->fd >= 0) {
 		path->dirty = 1;
@@ -97,7 +97,7 @@ static void schedule_reconnect(struct ml_path *path)
 	ev_timer_start(path->peer->w->loop, &path->timer);
 }
 
-void ml_hello_fill(struct ml_peer *p, struct ml_hello *h, unsigned path_idx)
+static void hello_fill(struct ml_peer *p, struct ml_hello *h, unsigned path_idx)
 {
 	memset(h, 0, sizeof(*h));
 	h->node_id = p->ctx->cfg.node_id;
@@ -116,7 +116,7 @@ static void send_hello(struct ml_path *path, uint8_t type)
 {
 	struct ml_hello h;
 	uint8_t buf[ML_HELLO_LEN];
-	ml_hello_fill(path->peer, &h, path->origin_idx);
+	hello_fill(path->peer, &h, path->origin_idx);
 	if (type == ML_FT_HELLO_ACK)
 		h.min_version = h.max_version = ML_WIRE_VERSION;
 	ml_hello_encode(buf, &h);
@@ -270,7 +270,7 @@ int ml_path_send_ctrl(struct ml_path *path, uint8_t type, const void *payload, u
 	if (len)
 		memcpy(path->ctrl + path->ctrl_len + ML_WIRE_HDR_LEN, payload, len);
 	path->ctrl_len += need;
-	ml_path_mark_dirty(path);
+	mark_dirty(path);
 	return 0;
 }
 
@@ -301,7 +301,7 @@ void ml_path_queue_frag(struct ml_path *path, struct ml_frag *f)
 	path->outstanding += f->len;
 	ML_STAT_ADD(path->st.inflight_frames, 1);
 	ML_STAT_ADD(path->st.inflight_bytes, f->len);
-	ml_path_mark_dirty(path);
+	mark_dirty(path);
 }
 
 /* The message of f was acknowledged: take f off this path. If f is half

@@ -40,7 +40,7 @@
 struct run {
 	unsigned npaths;
 	unsigned break_every; /* 0: no path breaks; else kill a path every N completions */
-	unsigned kills_wanted;
+	unsigned sched_policy; /* enum ml_sched_policy of the client */
 	uint64_t nreq;
 
 	ml_ctx *server, *client;
@@ -281,6 +281,7 @@ static void setup(struct run *r)
 	ml_config_init(&cfg);
 	cfg.node_id = CLIENT_NODE;
 	cfg.workers = 2;
+	cfg.sched_policy = r->sched_policy;
 	cfg.cb_arg = r;
 	CHECK(ml_ctx_create(&cfg, &r->client) == 0, "client context");
 	int rc = ml_peer_add(r->client, SERVER_NODE, urls, r->npaths, &r->peer);
@@ -316,10 +317,11 @@ static struct totals path_totals(ml_peer *p, int print)
 }
 
 /* kills: how many times to break a path during the run (0: never). */
-static void run_one(unsigned npaths, unsigned kills, uint64_t nreq)
+static void run_one(unsigned npaths, unsigned kills, unsigned sched_policy, uint64_t nreq)
 {
 	unsigned break_every = kills ? (unsigned)(nreq / (kills + 1)) : 0;
-	struct run r = { .npaths = npaths, .break_every = break_every ? break_every : 1, .nreq = nreq };
+	struct run r = { .npaths = npaths, .break_every = break_every ? break_every : 1, .nreq = nreq,
+			 .sched_policy = sched_policy };
 	if (!kills)
 		r.break_every = 0;
 	break_every = r.break_every;
@@ -367,8 +369,9 @@ static void run_one(unsigned npaths, unsigned kills, uint64_t nreq)
 	CHECK(ml_peer_stats_get(r.peer, &cs, NULL, NULL) == 0, "client stats");
 	CHECK(ml_peer_stats_get(speer, &ss, NULL, NULL) == 0, "server stats");
 
-	printf("  %u path(s)%s: %" PRIu64 " requests in %.2f s = %.0f req/s, %.1f MiB/s each way\n",
-	       npaths, break_every ? " with path breaks" : "", nreq, dt, nreq / dt,
+	printf("  %u path(s)%s%s: %" PRIu64 " requests in %.2f s = %.0f req/s, %.1f MiB/s each way\n",
+	       npaths, sched_policy == ML_SCHED_ROUND_ROBIN ? ", round-robin" : "",
+	       break_every ? " with path breaks" : "", nreq, dt, nreq / dt,
 	       (double)cs.bytes_sent / 1048576.0 / dt);
 	if (break_every)
 		printf("    (one path killed every %u completions: %" PRIu64 " kills)\n", break_every,
@@ -439,11 +442,12 @@ int main(void)
 		nreq = strtoull(env, NULL, 10);
 	setvbuf(stdout, NULL, _IOLBF, 0);
 
-	run_one(1, 0, nreq);
-	run_one(2, 0, nreq);
-	run_one(4, 0, nreq);
-	run_one(2, 40, nreq);
-	run_one(4, 100, nreq);
+	run_one(1, 0, ML_SCHED_ADAPTIVE, nreq);
+	run_one(2, 0, ML_SCHED_ADAPTIVE, nreq);
+	run_one(4, 0, ML_SCHED_ADAPTIVE, nreq);
+	run_one(2, 0, ML_SCHED_ROUND_ROBIN, nreq);
+	run_one(2, 40, ML_SCHED_ADAPTIVE, nreq);
+	run_one(4, 100, ML_SCHED_ADAPTIVE, nreq);
 	printf("test_loopback: all runs passed\n");
 	return 0;
 }
