@@ -271,15 +271,17 @@ static void fail_paths_except(struct ml_peer *p, struct ml_path *keep, int statu
 			ml_path_fail(p->paths[i], status, why);
 }
 
+/* The context is closing (w->stopped is set): fail everything and leave no
+ * watcher of ours on the loop, which in embedded mode outlives us. */
 void ml_peer_cancel_all(struct ml_peer *p, int status)
 {
-	ev_timer_stop(p->w->loop, &p->session_timer);
 	fail_paths_except(p, NULL, status, "context closing");
 	for (unsigned i = 0; i < p->npaths; i++)
 		ev_timer_stop(p->w->loop, &p->paths[i]->timer);
 	fail_window(p, status);
 	fail_waitq(p, status);
 	reset_receive(p);
+	ev_timer_stop(p->w->loop, &p->session_timer);
 }
 
 /* The session starts over: with a restarted peer (its new incarnation), or
@@ -336,7 +338,7 @@ static void on_session_timer(struct ev_loop *loop, ev_timer *t, int revents)
 
 static void arm_session_timer(struct ml_peer *p)
 {
-	if (!p->paths_up && !ev_is_active(&p->session_timer) &&
+	if (!p->paths_up && !p->w->stopped && !ev_is_active(&p->session_timer) &&
 	    (!cds_list_empty(&p->waitq) || p->next_seq != p->oldest_unacked || p->await_count))
 		ev_timer_start(p->w->loop, &p->session_timer);
 }
