@@ -76,7 +76,7 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/lib/libmsglayer.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Imsglayer $(LDFLAGS) -o $@ $< $(BUILD)/lib/libmsglayer.a $(LIBS) -lcmocka
 
-$(BUILD)/tests/%: tests/integ/%.c $(BUILD)/lib/libmsglayer.a
+$(BUILD)/tests/%: tests/integ/%.c $(wildcard tests/integ/*.h) $(BUILD)/lib/libmsglayer.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Imsglayer $(LDFLAGS) -o $@ $< $(BUILD)/lib/libmsglayer.a $(LIBS)
 

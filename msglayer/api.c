@@ -279,6 +279,16 @@ uint32_t ml_peer_node_id(const ml_peer *peer)
 	return peer ? peer->node_id : 0;
 }
 
+/* The copies below go word by word over runs of uint64_t counters. */
+_Static_assert((sizeof(struct ml_peer_stats) - offsetof(struct ml_peer_stats, msgs_sent)) %
+			       sizeof(uint64_t) == 0 &&
+		       offsetof(struct ml_peer_stats, restarts) + sizeof(uint64_t) ==
+			       sizeof(struct ml_peer_stats),
+	       "ml_peer_stats must end with its run of uint64_t counters");
+_Static_assert(offsetof(struct ml_path_stats, rtt_us) - offsetof(struct ml_path_stats, frames_sent) ==
+		       12 * sizeof(uint64_t),
+	       "ml_path_stats: frames_sent..failures must be 12 uint64_t in a row");
+
 int ml_peer_stats_get(ml_peer *p, struct ml_peer_stats *st, struct ml_path_stats *paths,
 		      unsigned *npaths)
 {

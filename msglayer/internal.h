@@ -208,6 +208,7 @@ struct ml_peer {
 	uint64_t oldest_unacked;     /* lowest seq not yet acked (== next_seq if none) */
 	struct ml_msg_out **txring;  /* seq & txmask -> message in flight */
 	uint32_t txmask;
+	uint64_t inflight_msgs;      /* given a seq, not yet acked or failed */
 	uint64_t inflight_bytes;
 	struct ml_msg_out **await;   /* hash by request seq: requests awaiting a response */
 	uint32_t await_mask;
@@ -301,8 +302,8 @@ void ml_peer_fini(struct ml_peer *p);
 void ml_peer_submit(struct ml_peer *p, struct ml_msg_out *m);
 void ml_peer_mark_dirty(struct ml_peer *p);
 void ml_peer_flush(struct ml_peer *p);
-void ml_peer_on_path_up(struct ml_peer *p, struct ml_path *path);
-void ml_peer_on_path_down(struct ml_peer *p, struct ml_path *path);
+void ml_peer_on_path_up(struct ml_peer *p);
+void ml_peer_on_path_down(struct ml_peer *p);
 int ml_peer_check_incarnation(struct ml_peer *p, const struct ml_hello *h, struct ml_path *via);
 void ml_peer_on_ack(struct ml_peer *p, const struct ml_ack *a);
 int ml_peer_on_data(struct ml_peer *p, struct ml_path *path, const struct ml_frame_hdr *h,

@@ -143,7 +143,7 @@ static void path_up(struct ml_path *path)
 	ev_timer_stop(path->peer->w->loop, &path->timer);
 	ev_timer_start(path->peer->w->loop, &path->ping);
 	ml_log(ctx, ML_LOG_INFO, "peer %u path %u (%s) up", path->peer->node_id, path->idx, path->st.url);
-	ml_peer_on_path_up(path->peer, path);
+	ml_peer_on_path_up(path->peer);
 }
 
 void ml_path_start_connect(struct ml_path *path)
@@ -179,7 +179,8 @@ void ml_path_attach(struct ml_path *path, int fd, const struct ml_transport_ops 
 	path_up(path);
 }
 
-/* Messages whose every fragment must be re-sent go back to the session. */
+/* A fragment of a failed path goes back to the session's queue (via tmp);
+ * one that was written, even partly, counts as lost in flight there. */
 static void requeue(struct ml_path *path, struct cds_list_head *tmp, struct ml_frag *f, int written)
 {
 	cds_list_del(&f->link);
@@ -239,7 +240,7 @@ void ml_path_fail(struct ml_path *path, int status, const char *why)
 	       "peer %u path %u (%s) down: %s (%s)",
 	       p->node_id, path->idx, path->st.url, why, ml_strerror(status));
 	if (was_up)
-		ml_peer_on_path_down(p, path);
+		ml_peer_on_path_down(p);
 	else
 		ml_peer_mark_dirty(p);
 	if (path->outbound && !p->w->stopped)
@@ -307,8 +308,8 @@ void ml_path_queue_frag(struct ml_path *path, struct ml_frag *f)
 /* The message of f was acknowledged: take f off this path. If f is half
  * written, the stream still needs the rest of its frame, but the payload
  * belongs to the application, which may free it once the message completes:
- * the rest is copied into tail. Returns nothing; on allocation failure the
- * stream cannot be continued and the path fails. */
+ * the rest is copied into tail. Without memory for that copy the stream
+ * cannot go on, and the path fails. */
 static unsigned frame_iov(const struct ml_frag *f, size_t skip, struct iovec *iov, unsigned max);
 
 void ml_path_unqueue_frag(struct ml_path *path, struct ml_frag *f)

@@ -171,7 +171,15 @@ static void advance_oldest(struct ml_peer *p)
 {
 	while (p->oldest_unacked < p->next_seq && !p->txring[p->oldest_unacked & p->txmask])
 		p->oldest_unacked++;
-	ML_STAT_SET(p->st.inflight_msgs, p->next_seq - p->oldest_unacked);
+}
+
+/* The in-flight counters change with each message, before its callback
+ * runs, so that stats read from a callback (or after one) are current. */
+static void set_inflight(struct ml_peer *p, int64_t msgs, int64_t bytes)
+{
+	p->inflight_msgs += (uint64_t)msgs;
+	p->inflight_bytes += (uint64_t)bytes;
+	ML_STAT_SET(p->st.inflight_msgs, p->inflight_msgs);
 	ML_STAT_SET(p->st.inflight_bytes, p->inflight_bytes);
 }
 
@@ -180,7 +188,7 @@ static void leave_window(struct ml_peer *p, struct ml_msg_out *m)
 {
 	unlink_frags(m);
 	p->txring[m->seq & p->txmask] = NULL;
-	p->inflight_bytes -= m->len;
+	set_inflight(p, -1, -(int64_t)m->len);
 }
 
 static void msg_acked(struct ml_peer *p, struct ml_msg_out *m)
@@ -237,8 +245,6 @@ static void fail_window(struct ml_peer *p, int status)
 		}
 	}
 	p->oldest_unacked = p->next_seq = 1;
-	p->inflight_bytes = 0;
-	advance_oldest(p);
 }
 
 static void fail_waitq(struct ml_peer *p, int status)
@@ -419,11 +425,10 @@ static void pump(struct ml_peer *p)
 		}
 		m->seq = p->next_seq++;
 		p->txring[m->seq & p->txmask] = m;
-		p->inflight_bytes += m->len;
+		set_inflight(p, 1, m->len);
 		ML_STAT_ADD(p->st.msgs_sent, 1);
 		ML_STAT_ADD(p->st.bytes_sent, m->len);
 	}
-	advance_oldest(p);
 }
 
 /* Hand waiting fragments to paths, as the scheduler decides. */
@@ -477,9 +482,8 @@ void ml_peer_flush(struct ml_peer *p)
 		send_ack(p);
 }
 
-void ml_peer_on_path_up(struct ml_peer *p, struct ml_path *path)
+void ml_peer_on_path_up(struct ml_peer *p)
 {
-	(void)path;
 	p->paths_up++;
 	ML_STAT_SET(p->st.paths_up, p->paths_up);
 	ev_timer_stop(p->w->loop, &p->session_timer);
@@ -489,9 +493,8 @@ void ml_peer_on_path_up(struct ml_peer *p, struct ml_path *path)
 	ml_peer_mark_dirty(p);
 }
 
-void ml_peer_on_path_down(struct ml_peer *p, struct ml_path *path)
+void ml_peer_on_path_down(struct ml_peer *p)
 {
-	(void)path;
 	p->paths_up--;
 	ML_STAT_SET(p->st.paths_up, p->paths_up);
 	/* Acks that were on the failed path are lost: say it all again. */

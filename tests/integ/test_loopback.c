@@ -11,6 +11,7 @@
  * ML_TEST_REQUESTS overrides the number of requests per run (default 100000).
  */
 #include "msglayer.h"
+#include "check.h"
 
 #include <inttypes.h>
 #include <pthread.h>
@@ -26,16 +27,6 @@
 #define WINDOW_PER_THREAD 64
 #define MAX_PATHS 4
 #define STALL_LIMIT_S 60
-
-#define CHECK(cond, ...)                                                        \
-	do {                                                                    \
-		if (!(cond)) {                                                  \
-			fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-			fprintf(stderr, __VA_ARGS__);                           \
-			fprintf(stderr, "\n");                                  \
-			exit(1);                                                \
-		}                                                               \
-	} while (0)
 
 struct run {
 	unsigned npaths;

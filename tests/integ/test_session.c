@@ -5,6 +5,7 @@
  * hostile connections, argument errors.
  */
 #include "msglayer.h"
+#include "check.h"
 #include "wire.h"
 
 #include <arpa/inet.h>
@@ -18,16 +19,6 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
-
-#define CHECK(cond, ...)                                                        \
-	do {                                                                    \
-		if (!(cond)) {                                                  \
-			fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-			fprintf(stderr, __VA_ARGS__);                           \
-			fprintf(stderr, "\n");                                  \
-			exit(1);                                                \
-		}                                                               \
-	} while (0)
 
 static struct ev_loop *loop;
 
