@@ -93,6 +93,10 @@ static struct ml_msg_out *msg_build(struct ml_peer *p, const struct ml_buf *bufs
 	m->len = (uint32_t)total;
 	m->cmd.type = ML_CMD_SEND;
 	m->iov = m->iov1;
+	/* A fragment must fit one writev with room to spare (ML_TX_IOV): a
+	 * payload scattered over more pieces than that is gathered into a copy. */
+	if (niov > ML_MSG_IOV_MAX)
+		flags |= ML_SEND_COPY;
 	if ((flags & ML_SEND_COPY) && total) {
 		/* One owned copy: the caller may reuse its memory at once. */
 		m->copy = malloc(total);

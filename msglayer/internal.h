@@ -30,6 +30,7 @@
 #define ML_MAX_OUTBOUND 8 /* endpoints per peer */
 #define ML_CTRL_BUF 16384 /* per-path buffer of pending control frames */
 #define ML_TX_IOV 256     /* iovecs per writev */
+#define ML_MSG_IOV_MAX 128 /* pieces of one message; more are copied (< ML_TX_IOV - 2) */
 #define ML_TX_BATCH (4u << 20) /* bytes per writev */
 
 #define ML_STAT_ADD(field, n) \

@@ -257,6 +257,21 @@ static void fail_waitq(struct ml_peer *p, int status)
 	ML_STAT_SET(p->st.queued_msgs, 0);
 }
 
+/* A response still waiting for a sequence number answers a request of the
+ * old session: its ref would name an unrelated request in the new one.
+ * Requests and one-way messages that never left may go in the new session. */
+static void fail_waiting_responses(struct ml_peer *p, int status)
+{
+	struct ml_msg_out *m, *tmp;
+	cds_list_for_each_entry_safe(m, tmp, &p->waitq, link) {
+		if (m->kind != ML_KIND_RESPONSE)
+			continue;
+		cds_list_del(&m->link);
+		ML_STAT_ADD(p->st.queued_msgs, -1);
+		complete(p, m, status, NULL);
+	}
+}
+
 static void reset_receive(struct ml_peer *p)
 {
 	for (uint32_t i = 0; i < p->rx.size; i++)
@@ -298,11 +313,17 @@ static void session_restart(struct ml_peer *p, struct ml_path *keep, int status)
 	ML_STAT_ADD(p->st.restarts, 1);
 	fail_paths_except(p, keep, status, status == ML_EPEERRESTART ? "peer restarted" : "session reset");
 	fail_window(p, status);
+	fail_waiting_responses(p, status);
 	reset_receive(p);
 }
 
 int ml_peer_check_incarnation(struct ml_peer *p, const struct ml_hello *h, struct ml_path *via)
 {
+	/* Refuse impossible terms before anything of the session changes. */
+	if (h->max_frag_payload < 4096 || h->window == 0 || h->max_msg_size == 0) {
+		ml_path_fail(via, ML_EPROTO, "peer offers a fragment size below 4 KiB or an empty window");
+		return -1;
+	}
 	if (p->peer_inc && p->peer_inc != h->incarnation) {
 		ml_log(p->ctx, ML_LOG_WARN, "peer %u restarted (incarnation %016llx -> %016llx)",
 		       p->node_id, (unsigned long long)p->peer_inc, (unsigned long long)h->incarnation);
@@ -313,10 +334,6 @@ int ml_peer_check_incarnation(struct ml_peer *p, const struct ml_hello *h, struc
 		p->session_id = p->my_inc ^ p->peer_inc;
 		p->frag_size = h->max_frag_payload < p->ctx->cfg.max_frag_payload
 				       ? h->max_frag_payload : p->ctx->cfg.max_frag_payload;
-		if (p->frag_size < 4096) {
-			ml_path_fail(via, ML_EPROTO, "peer's fragment size is below 4 KiB");
-			return -1;
-		}
 		p->peer_window = h->window;
 		p->peer_max_msg = h->max_msg_size;
 		ML_STAT_SET(p->st.peer_incarnation, p->peer_inc);
@@ -345,8 +362,12 @@ static void on_session_timer(struct ev_loop *loop, ev_timer *t, int revents)
 static void arm_session_timer(struct ml_peer *p)
 {
 	if (!p->paths_up && !p->w->stopped && !ev_is_active(&p->session_timer) &&
-	    (!cds_list_empty(&p->waitq) || p->next_seq != p->oldest_unacked || p->await_count))
+	    (!cds_list_empty(&p->waitq) || p->next_seq != p->oldest_unacked || p->await_count)) {
+		/* A repeat-less timer keeps its expired time: set it afresh. */
+		ev_now_update(p->w->loop);
+		ev_timer_set(&p->session_timer, p->ctx->cfg.session_timeout_s, 0);
 		ev_timer_start(p->w->loop, &p->session_timer);
+	}
 }
 
 /* ---- sending ---- */
@@ -560,6 +581,8 @@ int ml_peer_on_data(struct ml_peer *p, struct ml_path *path, const struct ml_fra
 		    const uint8_t *payload)
 {
 	(void)path;
+	if (h->payload_len > p->frag_size)
+		return -1; /* 6.3: a longer message must come in fragments of at most F */
 	switch (ml_rxwin_check(&p->rx, h->seq)) {
 	case ML_RXWIN_OUT:
 		return -1;

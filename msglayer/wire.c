@@ -210,13 +210,15 @@ enum ml_wire_err ml_ack_decode(const uint8_t *p, size_t len, struct ml_ack *a)
 	uint32_t n = ml_get32(p + 8);
 	if (n > ML_WIRE_SACK_MAX || len < 16 + (size_t)n * 16)
 		return ML_WIRE_EBODY;
-	uint64_t floor = a->cum + 1; /* next range must start after this */
+	/* Each range starts at least 2 above the previous end (or cum). Written
+	 * as a difference: "last + 1" would wrap to 0 when last is UINT64_MAX. */
+	uint64_t last = a->cum;
 	for (uint32_t i = 0; i < n; i++) {
 		a->r[i].start = ml_get64(p + 16 + i * 16);
 		a->r[i].end = ml_get64(p + 24 + i * 16);
-		if (a->r[i].start <= floor || a->r[i].end < a->r[i].start)
+		if (a->r[i].start <= last || a->r[i].start - last < 2 || a->r[i].end < a->r[i].start)
 			return ML_WIRE_EBODY;
-		floor = a->r[i].end + 1;
+		last = a->r[i].end;
 	}
 	a->nranges = n;
 	return ML_WIRE_OK;
