@@ -290,8 +290,8 @@ _Static_assert((sizeof(struct ml_peer_stats) - offsetof(struct ml_peer_stats, ms
 			       sizeof(struct ml_peer_stats),
 	       "ml_peer_stats must end with its run of uint64_t counters");
 _Static_assert(offsetof(struct ml_path_stats, rtt_us) - offsetof(struct ml_path_stats, frames_sent) ==
-		       12 * sizeof(uint64_t),
-	       "ml_path_stats: frames_sent..failures must be 12 uint64_t in a row");
+		       18 * sizeof(uint64_t),
+	       "ml_path_stats: frames_sent..fault must be 18 uint64_t in a row");
 
 int ml_peer_stats_get(ml_peer *p, struct ml_peer_stats *st, struct ml_path_stats *paths,
 		      unsigned *npaths)
@@ -328,26 +328,12 @@ int ml_peer_stats_get(ml_peer *p, struct ml_peer_stats *st, struct ml_path_stats
 				b[j] = __atomic_load_n(&a[j], __ATOMIC_RELAXED);
 			__atomic_load(&s->rtt_us, &d->rtt_us, __ATOMIC_RELAXED);
 			__atomic_load(&s->rate_bps, &d->rate_bps, __ATOMIC_RELAXED);
+			pthread_mutex_lock(&path->reason_lock);
+			memcpy(d->reason, s->reason, sizeof(d->reason));
+			pthread_mutex_unlock(&path->reason_lock);
 		}
 	}
 	if (npaths)
 		*npaths = n;
-	return 0;
-}
-
-int ml_fault_inject(ml_peer *peer, unsigned path_idx, int fault)
-{
-	if (!peer || (fault != ML_FAULT_SHUTDOWN && fault != ML_FAULT_RESET))
-		return ML_EINVAL;
-	if (path_idx >= __atomic_load_n(&peer->npaths, __ATOMIC_ACQUIRE))
-		return ML_ENOENT;
-	struct ml_cmd_fault *cf = calloc(1, sizeof(*cf));
-	if (!cf)
-		return ML_ENOMEM;
-	cf->cmd.type = ML_CMD_FAULT;
-	cf->peer = peer;
-	cf->path_idx = path_idx;
-	cf->fault = fault;
-	ml_worker_post(peer->w, &cf->cmd);
 	return 0;
 }

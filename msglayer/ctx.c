@@ -58,8 +58,13 @@ void ml_config_init(struct ml_config *cfg)
 	cfg->sched_policy = ML_SCHED_ADAPTIVE;
 	cfg->reconnect_min_s = 0.01;
 	cfg->reconnect_max_s = 2.0;
-	cfg->ping_interval_s = 0.25;
 	cfg->session_timeout_s = 30.0;
+	cfg->heartbeat_interval_s = 0.01;
+	cfg->all_silent_down_s = 2.0;
+	cfg->probation_s = 0.5;
+	cfg->flap_window_s = 5.0;
+	cfg->flap_hold_max_s = 10.0;
+	cfg->tcp_user_timeout_s = 5.0;
 	cfg->accept_unknown_peers = 1;
 	cfg->log_level = ML_LOG_WARN;
 	const char *lv = getenv("ML_LOG_LEVEL");
@@ -77,15 +82,20 @@ static int config_complete(struct ml_config *c)
 #define DEF(f) if (!c->f) c->f = d.f
 	DEF(max_frag_payload); DEF(max_msg_size); DEF(max_inflight_msgs); DEF(max_inflight_bytes);
 	DEF(max_queued_msgs); DEF(max_queued_bytes); DEF(path_max_outstanding);
-	DEF(reconnect_min_s); DEF(reconnect_max_s); DEF(ping_interval_s); DEF(session_timeout_s);
+	DEF(reconnect_min_s); DEF(reconnect_max_s); DEF(session_timeout_s);
+	DEF(heartbeat_interval_s); DEF(all_silent_down_s); DEF(probation_s); DEF(flap_window_s);
+	DEF(flap_hold_max_s); DEF(tcp_user_timeout_s);
 	DEF(workers);
 #undef DEF
 	if (!c->log)
 		c->log = log_stderr;
 	if (c->node_id == 0 || c->max_frag_payload < 4096 || c->max_frag_payload > (16u << 20) ||
 	    c->max_inflight_msgs > (1u << 20) || c->sched_policy > ML_SCHED_ROUND_ROBIN ||
-	    c->workers > 64 || c->reconnect_min_s > c->reconnect_max_s)
-		return ML_EINVAL;
+	    c->workers > 64 || !(c->reconnect_min_s > 0) || c->reconnect_min_s > c->reconnect_max_s ||
+	    !(c->session_timeout_s > 0) || !(c->heartbeat_interval_s >= 0.001) ||
+	    !(c->path_down_s >= 0) || !(c->all_silent_down_s > 0) || !(c->probation_s > 0) ||
+	    !(c->flap_window_s > 0) || !(c->flap_hold_max_s > 0) || !(c->tcp_user_timeout_s >= 0.1))
+		return ML_EINVAL; /* (written so that NaN fails too) */
 	return 0;
 }
 
@@ -200,11 +210,8 @@ static void run_cmd(struct ml_worker *w, struct ml_cmd *c)
 	case ML_CMD_FAULT: {
 		struct ml_cmd_fault *cf = caa_container_of(c, struct ml_cmd_fault, cmd);
 		struct ml_path *path = cf->path_idx < cf->peer->npaths ? cf->peer->paths[cf->path_idx] : NULL;
-		if (path && path->fd >= 0) {
-			path->ops->inject(path->fd, cf->fault);
-			ml_path_fail(path, ML_ENOTCONN, cf->fault == ML_FAULT_RESET ? "fault injected: reset"
-										 : "fault injected: shutdown");
-		}
+		if (path)
+			ml_path_apply_fault(path, &cf->spec);
 		free(cf);
 		break;
 	}
@@ -456,6 +463,19 @@ void ml_ctx_destroy(ml_ctx *ctx)
 	pthread_mutex_destroy(&ctx->admin_lock);
 	free(ctx->workers);
 	free(ctx);
+}
+
+unsigned ml_ctx_peers(ml_ctx *ctx, ml_peer **out, unsigned max)
+{
+	unsigned n = 0;
+	if (!ctx)
+		return 0;
+	pthread_mutex_lock(&ctx->admin_lock);
+	for (struct ml_peer *p = ctx->all_peers; p; p = p->all_next, n++)
+		if (out && n < max)
+			out[n] = p;
+	pthread_mutex_unlock(&ctx->admin_lock);
+	return n;
 }
 
 uint32_t ml_ctx_node_id(const ml_ctx *ctx)

@@ -21,6 +21,22 @@ const char *ml_strerror(int status)
 	case ML_ENOENT: return "no such peer or path";
 	case ML_ENOTCONN: return "path not connected";
 	case ML_ENODE: return "peer answered with an unexpected node id";
+	case ML_EABORTED: return "the peer's handler aborted the request";
+	case ML_EDEADLINE: return "the request's deadline passed before its response came";
+	case ML_ECANCELED_BY_PEER: return "the requester canceled the request";
 	default: return "unknown msglayer status";
+	}
+}
+
+const char *ml_path_state_name(int state)
+{
+	switch (state) {
+	case ML_PATH_DOWN: return "down";
+	case ML_PATH_CONNECTING: return "connecting";
+	case ML_PATH_UP: return "up";
+	case ML_PATH_CLOSED: return "closed";
+	case ML_PATH_SUSPECT: return "suspect";
+	case ML_PATH_PROBATION: return "probation";
+	default: return "unknown";
 	}
 }

@@ -25,10 +25,12 @@
 #include "rxwin.h"
 #include "wire.h"
 #include "../transports/transport.h"
+#include "../failover/flap.h"
 
 #define ML_MAX_PATHS 16   /* per peer: outbound and inbound together */
 #define ML_MAX_OUTBOUND 8 /* endpoints per peer */
 #define ML_CTRL_BUF 16384 /* per-path buffer of pending control frames */
+#define ML_RX_MARKS 64    /* delayed reads a path holds (fault injection) */
 #define ML_TX_IOV 256     /* iovecs per writev */
 #define ML_MSG_IOV_MAX 128 /* pieces of one message; more are copied (< ML_TX_IOV - 2) */
 #define ML_TX_BATCH (4u << 20) /* bytes per writev */
@@ -79,7 +81,7 @@ struct ml_cmd_fault {
 	struct ml_cmd cmd;
 	struct ml_peer *peer;
 	unsigned path_idx;
-	int fault;
+	struct ml_fault_spec spec;
 };
 
 /* ---- outgoing messages ---- */
@@ -97,6 +99,7 @@ struct ml_frag {
 	struct ml_path *path;
 	uint32_t offset, len;
 	uint8_t state;
+	ev_tstamp sent_at;         /* SENT: when it was written (failure evidence) */
 	struct ml_path *lost_on;   /* written on this path before it failed: a resend */
 	uint8_t hdr[ML_WIRE_HDR_LEN];
 };
@@ -137,15 +140,30 @@ struct ml_path {
 	int state;             /* enum ml_path_state */
 	int connected;         /* transport connected (handshake may still run) */
 	int greeted;           /* handshake complete */
+	int counted_up;        /* counted in peer->paths_up (state UP) */
+	int held;              /* reconnect delayed by flap damping */
 	ev_io rio, wio;
 	ev_timer timer;        /* reconnect backoff / connect timeout */
-	ev_timer ping;
+	ev_timer heartbeat;    /* PING and liveness check, every heartbeat_interval_s */
+	ev_timer probation;    /* end of probation */
 	unsigned failures;     /* consecutive failed connects (backoff) */
 	unsigned seed;
+	ev_tstamp last_rx;     /* when anything was last received */
+	struct ml_flap flap;
 
-	/* receive */
+	/* injected fault (enum ml_fault, 0: none); it stays across reconnects */
+	int fault;
+	double fault_value;
+	ev_timer fault_timer;  /* ends a fault with a duration */
+	ev_timer rx_release;   /* DELAY/DROP: next held read becomes due */
+	struct { uint64_t end; ev_tstamp due; } marks[ML_RX_MARKS];
+	unsigned mark_head, mark_count;
+
+	/* receive: stream positions count bytes read on this connection */
 	uint8_t *rxbuf;
 	size_t rxcap, rxlen, rxoff; /* bytes [rxoff, rxlen) not yet parsed */
+	uint64_t rx_total;          /* bytes read so far */
+	uint64_t rx_ready;          /* bytes that may be parsed (< rx_total while delayed) */
 
 	/* send: write order is [rest of a part-written frame][ctrl][txq frames].
 	 * The part-written frame is txq's head (head_written bytes out) or, if
@@ -168,6 +186,7 @@ struct ml_path {
 	ev_tstamp rate_t0;
 
 	struct ml_path_stats st; /* url and counters; read by other threads */
+	pthread_mutex_t reason_lock; /* st.reason: written on transitions, read by stats */
 };
 
 /* ---- peers (sessions) ---- */
@@ -305,6 +324,7 @@ void ml_peer_mark_dirty(struct ml_peer *p);
 void ml_peer_flush(struct ml_peer *p);
 void ml_peer_on_path_up(struct ml_peer *p);
 void ml_peer_on_path_down(struct ml_peer *p);
+void ml_peer_take_back(struct ml_peer *p, struct cds_list_head *frags);
 int ml_peer_check_incarnation(struct ml_peer *p, const struct ml_hello *h, struct ml_path *via);
 void ml_peer_on_ack(struct ml_peer *p, const struct ml_ack *a);
 int ml_peer_on_data(struct ml_peer *p, struct ml_path *path, const struct ml_frame_hdr *h,
@@ -323,6 +343,8 @@ void ml_path_flush(struct ml_path *path);
 int ml_path_send_ctrl(struct ml_path *path, uint8_t type, const void *payload, uint32_t len);
 void ml_path_queue_frag(struct ml_path *path, struct ml_frag *f);
 void ml_path_unqueue_frag(struct ml_path *path, struct ml_frag *f);
+void ml_path_apply_fault(struct ml_path *path, const struct ml_fault_spec *spec);
+void ml_path_waive_damping(struct ml_path *path);
 
 /* listen.c: accept and greet */
 void ml_listener_start(struct ml_worker *w, struct ml_listener *l);

@@ -48,6 +48,9 @@ enum ml_status {
 	ML_ENOENT = -14,      /* no such peer or path */
 	ML_ENOTCONN = -15,    /* the path is not up */
 	ML_ENODE = -16,       /* the peer announced another node id than expected */
+	ML_EABORTED = -17,    /* the peer's handler aborted the request (resp holds its reason) */
+	ML_EDEADLINE = -18,   /* the request's deadline passed before its response came */
+	ML_ECANCELED_BY_PEER = -19, /* (handler side) the requester canceled the request */
 };
 
 /* Text for any status above (never NULL; unknown codes get a generic text). */
@@ -101,6 +104,13 @@ typedef void (*ml_request_cb)(void *arg, ml_peer *from, ml_request *req, const s
 typedef void (*ml_message_cb)(void *arg, ml_peer *from, const struct ml_msg *msg);
 /* A peer that refused a send with ML_EAGAIN has room again. */
 typedef void (*ml_room_cb)(void *arg, ml_peer *peer);
+/* The requester canceled req (ml_request_cancel, or its deadline passed):
+ * stop working on it. req stays valid: still answer it (ml_respond or
+ * ml_request_abort) to free it; that answer is dropped by the requester. */
+typedef void (*ml_cancel_cb)(void *arg, ml_peer *from, ml_request *req);
+/* A path changed state (enum ml_path_state); reason says why, in words. */
+typedef void (*ml_path_event_cb)(void *arg, ml_peer *peer, unsigned path_idx, int old_state,
+				 int new_state, const char *reason);
 
 enum ml_log_level { ML_LOG_ERR = 0, ML_LOG_WARN = 1, ML_LOG_INFO = 2, ML_LOG_DEBUG = 3 };
 typedef void (*ml_log_cb)(void *arg, int level, const char *text);
@@ -132,8 +142,23 @@ struct ml_config {
 
 	double reconnect_min_s;       /* first reconnect delay (0.01 s) */
 	double reconnect_max_s;       /* backoff cap (2 s) */
-	double ping_interval_s;       /* per-path RTT probe (0.25 s) */
 	double session_timeout_s;     /* all paths down this long fails outstanding sends (30 s) */
+
+	/* Failure detection (doc/failover.md). */
+	double heartbeat_interval_s;  /* PING on every connected path (0.01 s) */
+	double path_down_s;           /* silence that declares a path down; 0: from the measured
+	                                 RTT: 3 heartbeats + 4 RTT, at least 0.03 s */
+	double all_silent_down_s;     /* when no path of the peer is heard either (the peer or
+	                                 this process may just be slow): wait this long (2 s) */
+	double probation_s;           /* a path that flapped answers heartbeats this long
+	                                 before it carries data again (0.5 s) */
+	double flap_window_s;         /* a path that fails again within this time of coming
+	                                 up is flapping (5 s) */
+	double flap_hold_max_s;       /* longest hold-out of a flapping path (10 s); the hold
+	                                 starts at reconnect_min_s and doubles per flap */
+	double tcp_user_timeout_s;    /* TCP_USER_TIMEOUT and keepalive on TCP paths (5 s) */
+
+	const char *admin_socket;     /* Unix socket for mlctl (NULL: none) */
 
 	int accept_unknown_peers;     /* 1 (default): a node that connects becomes a peer */
 
@@ -141,6 +166,8 @@ struct ml_config {
 	ml_request_cb on_request;
 	ml_message_cb on_message;
 	ml_room_cb on_room;
+	ml_cancel_cb on_cancel;
+	ml_path_event_cb on_path_event;
 	void *cb_arg;
 	ml_log_cb log;                /* default: stderr, level from $ML_LOG_LEVEL (warn) */
 	void *log_arg;
@@ -177,6 +204,9 @@ int ml_peer_add(ml_ctx *ctx, uint32_t node_id, const char *const *urls, unsigned
 		ml_peer **out);
 /* Find a known peer (NULL if none). */
 ml_peer *ml_peer_find(ml_ctx *ctx, uint32_t node_id);
+/* Up to max known peers into out, in no particular order; returns how many
+ * there are in all (may exceed max). Peers live as long as the context. */
+unsigned ml_ctx_peers(ml_ctx *ctx, ml_peer **out, unsigned max);
 uint32_t ml_peer_node_id(const ml_peer *peer);
 
 /* ---- messages --------------------------------------------------------------- */
@@ -204,6 +234,27 @@ int ml_respond(ml_request *req, const struct ml_buf *bufs, unsigned nbufs, unsig
 	       ml_send_cb cb, void *arg);
 uint64_t ml_request_tag(const ml_request *req);
 
+/* Like ml_request_send, with a deadline timeout_s seconds from now (> 0): if
+ * no response came by then, cb runs with ML_EDEADLINE and the peer is told
+ * to stop (its on_cancel runs). The deadline travels with the request. */
+int ml_request_send_deadline(ml_peer *peer, uint64_t tag, const struct ml_buf *bufs,
+			     unsigned nbufs, unsigned flags, double timeout_s, ml_response_cb cb,
+			     void *arg);
+/* Cancel this peer's outstanding requests with this tag: each cb runs with
+ * ML_ECANCELED (on the peer's worker, soon after this returns); a request
+ * that already reached the peer is canceled there too (on_cancel). A
+ * response that crosses the cancel is dropped. Returns 0 or ML_EINVAL. */
+int ml_request_cancel(ml_peer *peer, uint64_t tag);
+/* Handler side: end req without serving it; the requester's cb gets
+ * ML_EABORTED with resp holding reason (UTF-8, may be NULL). Consumes req
+ * like ml_respond; cb as for ml_respond. */
+int ml_request_abort(ml_request *req, const char *reason, ml_send_cb cb, void *arg);
+/* Handler side: seconds left before the requester's deadline (negative:
+ * passed; INFINITY: the request has none). */
+double ml_request_time_left(const ml_request *req);
+/* Handler side: 1 if the requester canceled req (see on_cancel). */
+int ml_request_canceled(const ml_request *req);
+
 /* Send a one-way message; cb (optional) runs when the peer acknowledged it. */
 int ml_message_send(ml_peer *peer, uint64_t tag, const struct ml_buf *bufs, unsigned nbufs,
 		    unsigned flags, ml_send_cb cb, void *arg);
@@ -211,11 +262,15 @@ int ml_message_send(ml_peer *peer, uint64_t tag, const struct ml_buf *bufs, unsi
 /* ---- statistics --------------------------------------------------------------- */
 
 enum ml_path_state {
-	ML_PATH_IDLE = 0,       /* not connected, waiting for reconnect (or for the peer) */
-	ML_PATH_CONNECTING = 1, /* TCP connect or handshake in progress */
-	ML_PATH_UP = 2,
-	ML_PATH_CLOSED = 3,     /* inbound path whose connection ended */
+	ML_PATH_DOWN = 0,       /* not connected: waiting to reconnect (backoff or flap hold) */
+	ML_PATH_CONNECTING = 1, /* transport connect or handshake in progress */
+	ML_PATH_UP = 2,         /* carries data */
+	ML_PATH_CLOSED = 3,     /* inbound path whose connection ended; the peer reconnects it */
+	ML_PATH_SUSPECT = 4,    /* connected, heartbeats missed: no new data until heard again */
+	ML_PATH_PROBATION = 5,  /* connected after flapping: heartbeats only, data after probation_s */
 };
+/* "down", "connecting", "up", "closed", "suspect", "probation" (or "unknown"). */
+const char *ml_path_state_name(int state);
 
 #define ML_URL_MAX 96
 
@@ -230,8 +285,15 @@ struct ml_path_stats {
 	uint64_t frames_acked, bytes_acked;
 	uint64_t inflight_frames, inflight_bytes; /* on this path, not yet acknowledged */
 	uint64_t connects, failures;
-	double rtt_us;             /* smoothed RTT from pings (0: not measured yet) */
+	uint64_t suspects;         /* transitions up -> suspect */
+	uint64_t recoveries;       /* transitions suspect -> up (heard again in time) */
+	uint64_t probations;       /* transitions into probation (the path flapped) */
+	uint64_t flaps;            /* failures within flap_window_s of coming up */
+	uint64_t silent_ms;        /* time since anything was received (connected paths) */
+	uint64_t fault;            /* enum ml_fault active on the path (0: none) */
+	double rtt_us;             /* smoothed RTT from heartbeats (0: not measured yet) */
 	double rate_bps;           /* estimated delivery rate, bytes/s */
+	char reason[96];           /* why the last transition happened */
 };
 
 struct ml_peer_stats {
@@ -259,14 +321,34 @@ int ml_peer_stats_get(ml_peer *peer, struct ml_peer_stats *st, struct ml_path_st
 /* ---- fault injection (tests and tools) ---------------------------------------- */
 
 enum ml_fault {
-	ML_FAULT_SHUTDOWN = 1, /* shutdown(2) the path's socket: the peer sees EOF */
-	ML_FAULT_RESET = 2,    /* close with SO_LINGER 0: the peer sees a reset */
+	ML_FAULT_SHUTDOWN = 1,     /* shutdown(2) the path's socket: the peer sees EOF */
+	ML_FAULT_RESET = 2,        /* close with SO_LINGER 0: the peer sees a reset */
+	ML_FAULT_BLACKHOLE = 3,    /* nothing goes out or comes in (kept, as a network would) */
+	ML_FAULT_BLACKHOLE_TX = 4, /* nothing goes out; receiving works */
+	ML_FAULT_BLACKHOLE_RX = 5, /* nothing comes in; sending works */
+	ML_FAULT_DROP = 6,         /* value: fraction (0..1) of received segments lost; on a
+	                              byte stream each loss stalls it for a 200 ms retransmit */
+	ML_FAULT_DELAY = 7,        /* value: seconds added to everything received */
+	ML_FAULT_CLEAR = 8,        /* end the active fault */
 };
 
-/* Break path number path_idx (index in ml_peer_stats_get order) of a peer, as
- * if the network did it. Runs asynchronously on the peer's worker.
+struct ml_fault_spec {
+	int fault;         /* enum ml_fault */
+	double value;      /* ML_FAULT_DROP: fraction; ML_FAULT_DELAY: seconds */
+	double duration_s; /* > 0: cleared by itself after this; 0: until ML_FAULT_CLEAR */
+};
+
+/* Apply a fault to path number path_idx (index in ml_peer_stats_get order)
+ * of a peer, as if the network did it; it stays across reconnects until it
+ * ends. SHUTDOWN and RESET act once. Runs asynchronously on the peer's worker.
  * Errors: ML_EINVAL, ML_ENOENT (no such path). */
+int ml_fault_set(ml_peer *peer, unsigned path_idx, const struct ml_fault_spec *spec);
+/* Shorthand: ml_fault_set with value 0 and no duration. */
 int ml_fault_inject(ml_peer *peer, unsigned path_idx, int fault);
+/* Parse/print fault names: "shutdown", "reset", "blackhole", "blackhole-tx",
+ * "blackhole-rx", "drop", "delay", "clear". ml_fault_parse returns 0 if unknown. */
+int ml_fault_parse(const char *name);
+const char *ml_fault_name(int fault);
 
 #ifdef __cplusplus
 }

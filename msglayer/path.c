@@ -9,8 +9,10 @@
  */
 #include "internal.h"
 #include "../failover/backoff.h"
+#include "../failover/detector.h"
 
 #include <errno.h>
+#include <sys/ioctl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,11 +21,17 @@
 #define CONNECT_TIMEOUT_S 2.0
 #define RATE_INITIAL_BPS 1e9 /* optimistic until measured: every path gets work */
 #define RATE_FLOOR_BPS 1e6
+#define RATE_PERIOD_S 0.1    /* delivery-rate samples are taken this far apart */
+#define DROP_STALL_S 0.2     /* a lost segment costs a TCP stream one minimum RTO */
 
 static void on_read(struct ev_loop *loop, ev_io *io, int revents);
 static void on_write(struct ev_loop *loop, ev_io *io, int revents);
 static void on_timer(struct ev_loop *loop, ev_timer *t, int revents);
-static void on_ping(struct ev_loop *loop, ev_timer *t, int revents);
+static void on_heartbeat(struct ev_loop *loop, ev_timer *t, int revents);
+static void on_probation_end(struct ev_loop *loop, ev_timer *t, int revents);
+static void on_fault_end(struct ev_loop *loop, ev_timer *t, int revents);
+static void on_rx_release(struct ev_loop *loop, ev_timer *t, int revents);
+static void parse_frames(struct ml_path *path);
 
 static uint64_t mono_ns(void)
 {
@@ -50,15 +58,20 @@ struct ml_path *ml_path_new(struct ml_peer *p, int outbound, unsigned origin_idx
 	path->outbound = outbound;
 	path->origin_idx = origin_idx;
 	path->fd = -1;
-	path->state = ML_PATH_IDLE;
+	path->state = ML_PATH_DOWN;
 	path->seed = (unsigned)ml_random64();
 	path->rate_bps = RATE_INITIAL_BPS;
 	CDS_INIT_LIST_HEAD(&path->txq);
 	CDS_INIT_LIST_HEAD(&path->inflight);
 	CDS_INIT_LIST_HEAD(&path->dirty_link);
 	ev_timer_init(&path->timer, on_timer, 0, 0);
-	ev_timer_init(&path->ping, on_ping, p->ctx->cfg.ping_interval_s, p->ctx->cfg.ping_interval_s);
+	ev_timer_init(&path->heartbeat, on_heartbeat, p->ctx->cfg.heartbeat_interval_s,
+		      p->ctx->cfg.heartbeat_interval_s);
+	ev_timer_init(&path->probation, on_probation_end, 0, 0);
+	ev_timer_init(&path->fault_timer, on_fault_end, 0, 0);
+	ev_timer_init(&path->rx_release, on_rx_release, 0, 0);
 	path->st.outbound = outbound;
+	pthread_mutex_init(&path->reason_lock, NULL);
 	/* Publish: stats readers on other threads load paths[i] for i < npaths. */
 	__atomic_store_n(&p->paths[path->idx], path, __ATOMIC_RELEASE);
 	__atomic_store_n(&p->npaths, p->npaths + 1, __ATOMIC_RELEASE);
@@ -67,6 +80,7 @@ struct ml_path *ml_path_new(struct ml_peer *p, int outbound, unsigned origin_idx
 
 void ml_path_free(struct ml_path *path)
 {
+	pthread_mutex_destroy(&path->reason_lock);
 	free(path->tail);
 	free(path->rxbuf);
 	free(path);
@@ -80,10 +94,74 @@ static void mark_dirty(struct ml_path *path)
 	}
 }
 
-static void set_state(struct ml_path *path, int state)
+/* Every change of state goes through here: counted, logged once with its
+ * reason, kept for the stats, and told to the application. */
+static void set_state(struct ml_path *path, int state, const char *why)
 {
+	struct ml_peer *p = path->peer;
+	struct ml_ctx *ctx = p->ctx;
+	int old = path->state;
+	if (old == state)
+		return;
 	path->state = state;
 	ML_STAT_SET(path->st.state, state);
+	pthread_mutex_lock(&path->reason_lock);
+	snprintf(path->st.reason, sizeof(path->st.reason), "%s", why);
+	pthread_mutex_unlock(&path->reason_lock);
+	if (state == ML_PATH_SUSPECT)
+		ML_STAT_ADD(path->st.suspects, 1);
+	else if (state == ML_PATH_UP && old == ML_PATH_SUSPECT)
+		ML_STAT_ADD(path->st.recoveries, 1);
+	else if (state == ML_PATH_PROBATION)
+		ML_STAT_ADD(path->st.probations, 1);
+	/* Losing a working path is news; the rest is detail. A context closing
+	 * its own paths is no news at all. */
+	int lost = (old == ML_PATH_UP || old == ML_PATH_SUSPECT || old == ML_PATH_PROBATION) &&
+		   (state == ML_PATH_DOWN || state == ML_PATH_CLOSED);
+	int level = p->w->stopped ? ML_LOG_DEBUG
+		    : lost ? ML_LOG_WARN
+		    : (state == ML_PATH_CONNECTING || old == ML_PATH_CONNECTING) &&
+				      state != ML_PATH_UP && state != ML_PATH_PROBATION
+			    ? ML_LOG_DEBUG : ML_LOG_INFO;
+	ml_log(ctx, level, "peer %u path %u (%s) %s -> %s: %s", p->node_id, path->idx, path->st.url,
+	       ml_path_state_name(old), ml_path_state_name(state), why);
+	if (ctx->cfg.on_path_event && !p->w->stopped)
+		ctx->cfg.on_path_event(ctx->cfg.cb_arg, p, path->idx, old, state, why);
+}
+
+/* peer->paths_up counts the paths that carry data (state UP). */
+static void count_up(struct ml_path *path, int up)
+{
+	if (path->counted_up == up)
+		return;
+	path->counted_up = up;
+	if (up)
+		ml_peer_on_path_up(path->peer);
+	else
+		ml_peer_on_path_down(path->peer);
+}
+
+static int rx_blocked(const struct ml_path *path)
+{
+	return path->fault == ML_FAULT_BLACKHOLE || path->fault == ML_FAULT_BLACKHOLE_RX;
+}
+
+static int tx_blocked(const struct ml_path *path)
+{
+	return path->fault == ML_FAULT_BLACKHOLE || path->fault == ML_FAULT_BLACKHOLE_TX;
+}
+
+/* Read when the fault allows it, there is room, and delayed reads are not
+ * piling up; otherwise the kernel holds the bytes, as a network would. */
+static void update_rx_watch(struct ml_path *path)
+{
+	struct ev_loop *loop = path->peer->w->loop;
+	int want = path->fd >= 0 && !rx_blocked(path) && path->mark_count < ML_RX_MARKS &&
+		   (path->rxcap - path->rxlen > 0 || path->rxoff > 0);
+	if (want && !ev_is_active(&path->rio))
+		ev_io_start(loop, &path->rio);
+	else if (!want && ev_is_active(&path->rio))
+		ev_io_stop(loop, &path->rio);
 }
 
 static void schedule_reconnect(struct ml_path *path)
@@ -91,6 +169,14 @@ static void schedule_reconnect(struct ml_path *path)
 	struct ml_ctx *ctx = path->peer->ctx;
 	double d = ml_backoff_delay(ctx->cfg.reconnect_min_s, ctx->cfg.reconnect_max_s,
 				    path->failures, &path->seed);
+	/* A flapping path is held out longer (flap damping), but only while
+	 * another path works: a flapping path is better than none. */
+	double hold = path->peer->paths_up
+			      ? ml_flap_hold(&path->flap, ctx->cfg.reconnect_min_s, ctx->cfg.flap_hold_max_s)
+			      : 0;
+	path->held = hold > d;
+	if (hold > d)
+		d = hold;
 	path->failures++;
 	ev_timer_stop(path->peer->w->loop, &path->timer);
 	ev_timer_set(&path->timer, d, 0);
@@ -125,25 +211,43 @@ static void send_hello(struct ml_path *path, uint8_t type)
 
 static void start_io(struct ml_path *path)
 {
-	struct ev_loop *loop = path->peer->w->loop;
+	struct ml_ctx *ctx = path->peer->ctx;
 	ev_io_init(&path->rio, on_read, path->fd, EV_READ);
 	ev_io_init(&path->wio, on_write, path->fd, EV_WRITE);
-	ev_io_start(loop, &path->rio);
+	path->ops->set_timeouts(path->fd, (unsigned)(ctx->cfg.tcp_user_timeout_s * 1000));
+	path->rx_total = path->rx_ready = 0;
+	path->mark_head = path->mark_count = 0;
+	path->last_rx = ev_now(path->peer->w->loop);
+	update_rx_watch(path);
 }
 
 static void path_up(struct ml_path *path)
 {
 	struct ml_ctx *ctx = path->peer->ctx;
+	struct ev_loop *loop = path->peer->w->loop;
+	ev_tstamp now = ev_now(loop);
 	path->greeted = 1;
 	path->failures = 0;
-	path->rate_t0 = ev_now(path->peer->w->loop);
+	path->last_rx = now;
+	path->rate_t0 = now;
 	path->rate_acked_mark = path->st.bytes_acked;
-	set_state(path, ML_PATH_UP);
 	ML_STAT_ADD(path->st.connects, 1);
-	ev_timer_stop(path->peer->w->loop, &path->timer);
-	ev_timer_start(path->peer->w->loop, &path->ping);
-	ml_log(ctx, ML_LOG_INFO, "peer %u path %u (%s) up", path->peer->node_id, path->idx, path->st.url);
-	ml_peer_on_path_up(path->peer);
+	ev_timer_stop(loop, &path->timer);
+	ev_timer_again(loop, &path->heartbeat);
+	ml_flap_on_up(&path->flap, now);
+	path->held = 0;
+	if (ml_flap_needs_probation(&path->flap) && path->peer->paths_up) {
+		/* It flapped: it must answer heartbeats before it carries data. */
+		char why[96];
+		snprintf(why, sizeof(why), "connected after %u flap(s): heartbeats only for %.2f s",
+			 path->flap.level, ctx->cfg.probation_s);
+		set_state(path, ML_PATH_PROBATION, why);
+		ev_timer_set(&path->probation, ctx->cfg.probation_s, 0);
+		ev_timer_start(loop, &path->probation);
+		return;
+	}
+	set_state(path, ML_PATH_UP, "handshake complete");
+	count_up(path, 1);
 }
 
 void ml_path_start_connect(struct ml_path *path)
@@ -157,7 +261,7 @@ void ml_path_start_connect(struct ml_path *path)
 		schedule_reconnect(path);
 		return;
 	}
-	set_state(path, ML_PATH_CONNECTING);
+	set_state(path, ML_PATH_CONNECTING, "connecting");
 	/* Writability tells that the connect finished; on_write checks. */
 	start_io(path);
 	ev_io_start(p->w->loop, &path->wio);
@@ -197,7 +301,6 @@ void ml_path_fail(struct ml_path *path, int status, const char *why)
 {
 	struct ml_peer *p = path->peer;
 	struct ev_loop *loop = p->w->loop;
-	int was_up = path->state == ML_PATH_UP;
 	struct ml_frag *f, *tmpf;
 	CDS_LIST_HEAD(tmp);
 
@@ -207,8 +310,12 @@ void ml_path_fail(struct ml_path *path, int status, const char *why)
 		path->ops->close(path->fd);
 		path->fd = -1;
 	}
-	ev_timer_stop(loop, &path->ping);
+	ev_timer_stop(loop, &path->heartbeat);
+	ev_timer_stop(loop, &path->probation);
+	ev_timer_stop(loop, &path->rx_release);
 	ev_timer_stop(loop, &path->timer);
+	if (path->greeted && ml_flap_on_failure(&path->flap, ev_now(loop), p->ctx->cfg.flap_window_s))
+		ML_STAT_ADD(path->st.flaps, 1);
 	if (path->dirty) {
 		cds_list_del_init(&path->dirty_link);
 		path->dirty = 0;
@@ -233,14 +340,13 @@ void ml_path_fail(struct ml_path *path, int status, const char *why)
 	path->rxoff = path->rxlen = 0;
 	path->greeted = 0;
 	path->connected = 0;
-	set_state(path, path->outbound ? ML_PATH_IDLE : ML_PATH_CLOSED);
+	path->mark_count = 0;
 	ML_STAT_ADD(path->st.failures, 1);
-	/* Once, with the reason; a context closing its own paths is no news. */
-	ml_log(p->ctx, was_up && !p->w->stopped ? ML_LOG_WARN : ML_LOG_DEBUG,
-	       "peer %u path %u (%s) down: %s (%s)",
-	       p->node_id, path->idx, path->st.url, why, ml_strerror(status));
-	if (was_up)
-		ml_peer_on_path_down(p);
+	char reason[160];
+	snprintf(reason, sizeof(reason), "%s (%s)", why, ml_strerror(status));
+	set_state(path, path->outbound ? ML_PATH_DOWN : ML_PATH_CLOSED, reason);
+	if (path->counted_up)
+		count_up(path, 0);
 	else
 		ml_peer_mark_dirty(p);
 	if (path->outbound && !p->w->stopped)
@@ -381,6 +487,7 @@ static void frag_written(struct ml_path *path, struct ml_frag *f)
 	ML_STAT_ADD(path->st.frames_sent, 1);
 	ML_STAT_ADD(path->st.bytes_sent, f->len);
 	f->state = ML_FRAG_SENT;
+	f->sent_at = ev_now(path->peer->w->loop);
 	cds_list_add_tail(&f->link, &path->inflight);
 }
 
@@ -390,6 +497,8 @@ void ml_path_flush(struct ml_path *path)
 
 	if (path->fd < 0 || !path->connected || ev_is_active(&path->wio))
 		return; /* on_write will call again when the socket can take more */
+	if (tx_blocked(path))
+		return; /* injected blackhole: the bytes wait, as in a dead network */
 	for (;;) {
 		unsigned n = 0;
 		size_t bytes = 0;
@@ -596,17 +705,78 @@ static int handle_frame(struct ml_path *path, const struct ml_frame_hdr *h, cons
 	}
 }
 
+/* DELAY and DROP hold what was read: the bytes up to `end` may be parsed
+ * from `due` on. Stream order is kept: a mark is never due before the one
+ * in front of it. */
+static void hold_read(struct ml_path *path, ev_tstamp now)
+{
+	double hold = path->fault == ML_FAULT_DELAY ? path->fault_value : 0;
+	if (path->fault == ML_FAULT_DROP && (double)rand_r(&path->seed) / RAND_MAX < path->fault_value)
+		hold += DROP_STALL_S;
+	ev_tstamp due = now + hold;
+	if (path->mark_count) {
+		unsigned last = (path->mark_head + path->mark_count - 1) % ML_RX_MARKS;
+		if (due < path->marks[last].due)
+			due = path->marks[last].due;
+	} else if (hold <= 0) {
+		path->rx_ready = path->rx_total;
+		return;
+	}
+	unsigned at = (path->mark_head + path->mark_count) % ML_RX_MARKS;
+	path->marks[at].end = path->rx_total;
+	path->marks[at].due = due;
+	if (path->mark_count++ == 0) {
+		ev_timer_set(&path->rx_release, due - now, 0);
+		ev_timer_start(path->peer->w->loop, &path->rx_release);
+	}
+}
+
+static void release_due(struct ml_path *path, ev_tstamp now)
+{
+	while (path->mark_count && path->marks[path->mark_head].due <= now) {
+		path->rx_ready = path->marks[path->mark_head].end;
+		path->mark_head = (path->mark_head + 1) % ML_RX_MARKS;
+		path->mark_count--;
+	}
+	if (path->mark_count) {
+		ev_timer_set(&path->rx_release, path->marks[path->mark_head].due - now, 0);
+		ev_timer_start(path->peer->w->loop, &path->rx_release);
+	}
+}
+
+static void on_rx_release(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct ml_path *path = caa_container_of(t, struct ml_path, rx_release);
+	(void)revents;
+	release_due(path, ev_now(loop));
+	parse_frames(path);
+	if (path->fd >= 0)
+		update_rx_watch(path);
+}
+
+/* Heard from the peer on this path: alive. */
+static void heard(struct ml_path *path, ev_tstamp now)
+{
+	path->last_rx = now;
+	if (path->state == ML_PATH_SUSPECT) {
+		set_state(path, ML_PATH_UP, "heard again");
+		count_up(path, 1);
+	}
+}
+
 static void on_read(struct ev_loop *loop, ev_io *io, int revents)
 {
 	struct ml_path *path = caa_container_of(io, struct ml_path, rio);
-	struct ml_peer *p = path->peer;
-	(void)loop;
 	(void)revents;
 
 	if (path->rxcap - path->rxlen < 4096 && path->rxoff > 0) {
 		memmove(path->rxbuf, path->rxbuf + path->rxoff, path->rxlen - path->rxoff);
 		path->rxlen -= path->rxoff;
 		path->rxoff = 0;
+	}
+	if (path->rxlen == path->rxcap) { /* full of held bytes: let the kernel keep the rest */
+		update_rx_watch(path);
+		return;
 	}
 	struct iovec v = { path->rxbuf + path->rxlen, path->rxcap - path->rxlen };
 	ssize_t n = path->ops->readv(path->fd, &v, 1);
@@ -619,11 +789,33 @@ static void on_read(struct ev_loop *loop, ev_io *io, int revents)
 			ml_path_fail(path, ML_ESYS, strerror(errno));
 		return;
 	}
+	ev_tstamp now = ev_now(loop);
 	path->rxlen += (size_t)n;
-	while (path->rxlen > path->rxoff) {
+	path->rx_total += (uint64_t)n;
+	if (path->fault == ML_FAULT_DELAY || path->fault == ML_FAULT_DROP || path->mark_count)
+		hold_read(path, now);
+	else
+		path->rx_ready = path->rx_total;
+	parse_frames(path);
+	if (path->fd >= 0)
+		update_rx_watch(path);
+}
+
+/* Parse and handle the whole frames among the bytes that may be parsed. */
+static void parse_frames(struct ml_path *path)
+{
+	struct ml_peer *p = path->peer;
+	if (path->fd < 0)
+		return;
+	/* Stream position of rxbuf[0]: rx_total - rxlen. */
+	uint64_t base = path->rx_total - path->rxlen;
+	size_t limit = (size_t)(path->rx_ready - base);
+	if (limit > path->rxoff)
+		heard(path, ev_now(p->w->loop));
+	while (limit > path->rxoff) {
 		struct ml_frame_hdr h;
 		const uint8_t *at = path->rxbuf + path->rxoff;
-		size_t avail = path->rxlen - path->rxoff;
+		size_t avail = limit - path->rxoff;
 		enum ml_wire_err e = ml_frame_decode(at, avail, &p->ctx->limits, &h);
 		if (e == ML_WIRE_NEED_MORE)
 			break;
@@ -634,9 +826,9 @@ static void on_read(struct ev_loop *loop, ev_io *io, int revents)
 		size_t total = (size_t)h.hdr_len + h.payload_len;
 		if (avail < total) {
 			if (path->rxcap - path->rxoff < total) { /* make room for the whole frame */
-				memmove(path->rxbuf, at, avail);
+				memmove(path->rxbuf, at, path->rxlen - path->rxoff);
+				path->rxlen -= path->rxoff;
 				path->rxoff = 0;
-				path->rxlen = avail;
 			}
 			break;
 		}
@@ -659,23 +851,18 @@ static void on_timer(struct ev_loop *loop, ev_timer *t, int revents)
 	(void)revents;
 	if (path->state == ML_PATH_CONNECTING)
 		ml_path_fail(path, ML_ETIMEDOUT, "connect or handshake timed out");
-	else if (path->state == ML_PATH_IDLE && path->outbound)
+	else if (path->state == ML_PATH_DOWN && path->outbound)
 		ml_path_start_connect(path);
 }
 
-static void on_ping(struct ev_loop *loop, ev_timer *t, int revents)
+/* Delivery rate: bytes acked per second while the path had work. */
+static void update_rate(struct ml_path *path, ev_tstamp now)
 {
-	struct ml_path *path = caa_container_of(t, struct ml_path, ping);
-	uint8_t ts[ML_PING_LEN];
-	(void)revents;
-	ml_put64(ts, mono_ns());
-	ml_path_send_ctrl(path, ML_FT_PING, ts, sizeof(ts));
-
-	/* Delivery rate: bytes acked per second while the path had work. */
-	ev_tstamp now = ev_now(loop);
 	double dt = now - path->rate_t0;
+	if (dt < RATE_PERIOD_S)
+		return;
 	uint64_t acked = path->st.bytes_acked;
-	if (dt > 0 && path->outstanding > 0 && acked > path->rate_acked_mark) {
+	if (path->outstanding > 0 && acked > path->rate_acked_mark) {
 		double sample = (double)(acked - path->rate_acked_mark) / dt;
 		path->rate_bps = 0.75 * path->rate_bps + 0.25 * sample;
 		if (path->rate_bps < RATE_FLOOR_BPS)
@@ -684,4 +871,190 @@ static void on_ping(struct ev_loop *loop, ev_timer *t, int revents)
 	}
 	path->rate_t0 = now;
 	path->rate_acked_mark = acked;
+}
+
+/* Frames written on the path but not yet acked go back to the session, to
+ * be given to other paths: they were never written, so this is no resend. */
+static void take_back_unwritten(struct ml_path *path)
+{
+	CDS_LIST_HEAD(tmp);
+	struct ml_frag *f, *tmpf;
+	cds_list_for_each_entry_safe(f, tmpf, &path->txq, link) {
+		if (path->head_written && f == cds_list_first_entry(&path->txq, struct ml_frag, link))
+			continue; /* part-written: the stream needs the rest of it */
+		cds_list_del(&f->link);
+		f->path = NULL;
+		f->state = ML_FRAG_PENDING;
+		path->outstanding -= f->len;
+		ML_STAT_ADD(path->st.inflight_frames, -1);
+		ML_STAT_ADD(path->st.inflight_bytes, -(uint64_t)f->len);
+		cds_list_add_tail(&f->link, &tmp);
+	}
+	ml_peer_take_back(path->peer, &tmp);
+}
+
+static double least_silence_of_others(const struct ml_path *path, ev_tstamp now)
+{
+	const struct ml_peer *p = path->peer;
+	double best = -1;
+	for (unsigned i = 0; i < p->npaths; i++) {
+		const struct ml_path *o = p->paths[i];
+		if (o == path || !o->greeted || o->fd < 0)
+			continue;
+		double s = now - o->last_rx;
+		if (best < 0 || s < best)
+			best = s;
+	}
+	return best;
+}
+
+static void check_liveness(struct ml_path *path, ev_tstamp now)
+{
+	struct ml_ctx *ctx = path->peer->ctx;
+	struct ml_detector_cfg dc = { ctx->cfg.heartbeat_interval_s, ctx->cfg.path_down_s,
+				      ctx->cfg.all_silent_down_s };
+	struct ml_path_view v = {
+		.silent_s = now - path->last_rx,
+		.others_silent_s = least_silence_of_others(path, now),
+		.srtt_s = path->srtt_s,
+		.drain_s = (double)path->outstanding / path->rate_bps,
+	};
+	if (!cds_list_empty(&path->inflight))
+		v.oldest_data_s = now - cds_list_first_entry(&path->inflight, struct ml_frag, link)->sent_at;
+	ML_STAT_SET(path->st.silent_ms, (uint64_t)(v.silent_s * 1e3));
+	char why[128];
+	enum ml_verdict verdict = ml_detector_judge(&dc, &v, why, sizeof(why));
+	if (verdict == ML_DEAD) {
+		/* Bytes waiting in the kernel mean our own loop is late, not the
+		 * path: count them as heard (unless a fault keeps them there). */
+		int pending = 0;
+		if (!rx_blocked(path) && ioctl(path->fd, FIONREAD, &pending) == 0 && pending > 0) {
+			heard(path, now);
+			return;
+		}
+		ml_path_fail(path, ML_ETIMEDOUT, why);
+	} else if (verdict == ML_SUSPECT && path->state == ML_PATH_UP) {
+		set_state(path, ML_PATH_SUSPECT, why);
+		count_up(path, 0);
+		take_back_unwritten(path);
+	}
+}
+
+static void on_heartbeat(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct ml_path *path = caa_container_of(t, struct ml_path, heartbeat);
+	uint8_t ts[ML_PING_LEN];
+	(void)revents;
+	if (!path->greeted)
+		return;
+	ev_tstamp now = ev_now(loop);
+	ml_put64(ts, mono_ns());
+	ml_path_send_ctrl(path, ML_FT_PING, ts, sizeof(ts));
+	update_rate(path, now);
+	check_liveness(path, now);
+}
+
+static void on_probation_end(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct ml_path *path = caa_container_of(t, struct ml_path, probation);
+	(void)revents;
+	if (path->state != ML_PATH_PROBATION)
+		return;
+	/* Heard within the last two heartbeats all along (or it would have
+	 * been failed by check_liveness): it has earned its traffic back. */
+	ev_tstamp now = ev_now(loop);
+	if (now - path->last_rx > 2 * path->peer->ctx->cfg.heartbeat_interval_s + path->srtt_s) {
+		ev_timer_set(t, path->peer->ctx->cfg.heartbeat_interval_s, 0);
+		ev_timer_start(loop, t); /* not heard just now: look again shortly */
+		return;
+	}
+	set_state(path, ML_PATH_UP, "probation passed");
+	count_up(path, 1);
+}
+
+/* The peer has no working path left: a path in probation or held out for
+ * flapping is better than none, so probation and hold are waived. */
+void ml_path_waive_damping(struct ml_path *path)
+{
+	struct ev_loop *loop = path->peer->w->loop;
+	if (path->state == ML_PATH_PROBATION) {
+		ev_timer_stop(loop, &path->probation);
+		set_state(path, ML_PATH_UP, "probation waived: no other path works");
+		count_up(path, 1);
+	} else if (path->held && path->state == ML_PATH_DOWN && path->outbound) {
+		path->held = 0;
+		ev_timer_stop(loop, &path->timer);
+		ev_timer_set(&path->timer, path->peer->ctx->cfg.reconnect_min_s, 0);
+		ev_timer_start(loop, &path->timer);
+	}
+}
+
+/* ---- injected faults ---- */
+
+static void clear_fault(struct ml_path *path, const char *why)
+{
+	struct ev_loop *loop = path->peer->w->loop;
+	if (!path->fault)
+		return;
+	ml_log(path->peer->ctx, ML_LOG_WARN, "peer %u path %u (%s): fault %s cleared (%s)",
+	       path->peer->node_id, path->idx, path->st.url, ml_fault_name(path->fault), why);
+	path->fault = 0;
+	ML_STAT_SET(path->st.fault, 0);
+	ev_timer_stop(loop, &path->fault_timer);
+	/* Held reads are released now, in order. */
+	ev_timer_stop(loop, &path->rx_release);
+	path->mark_count = 0;
+	path->rx_ready = path->rx_total;
+	if (path->fd >= 0) {
+		/* Resume as a healed network would: what waited goes now. */
+		path->last_rx = ev_now(loop);
+		parse_frames(path);
+	}
+	if (path->fd >= 0) {
+		update_rx_watch(path);
+		mark_dirty(path);
+	}
+}
+
+static void on_fault_end(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct ml_path *path = caa_container_of(t, struct ml_path, fault_timer);
+	(void)loop;
+	(void)revents;
+	clear_fault(path, "its time is up");
+}
+
+void ml_path_apply_fault(struct ml_path *path, const struct ml_fault_spec *spec)
+{
+	struct ev_loop *loop = path->peer->w->loop;
+	switch (spec->fault) {
+	case ML_FAULT_SHUTDOWN:
+	case ML_FAULT_RESET:
+		if (path->fd >= 0) {
+			path->ops->inject(path->fd, spec->fault);
+			ml_path_fail(path, ML_ENOTCONN, spec->fault == ML_FAULT_RESET
+								 ? "fault injected: reset"
+								 : "fault injected: shutdown");
+		}
+		return;
+	case ML_FAULT_CLEAR:
+		clear_fault(path, "cleared on request");
+		return;
+	default:
+		break;
+	}
+	if (path->fault)
+		clear_fault(path, "replaced by another fault");
+	path->fault = spec->fault;
+	path->fault_value = spec->value;
+	ML_STAT_SET(path->st.fault, (uint64_t)spec->fault);
+	ml_log(path->peer->ctx, ML_LOG_WARN, "peer %u path %u (%s): fault %s injected (value %g, %s%g s)",
+	       path->peer->node_id, path->idx, path->st.url, ml_fault_name(spec->fault), spec->value,
+	       spec->duration_s > 0 ? "for " : "until cleared, ", spec->duration_s);
+	if (spec->duration_s > 0) {
+		ev_timer_set(&path->fault_timer, spec->duration_s, 0);
+		ev_timer_start(loop, &path->fault_timer);
+	}
+	if (path->fd >= 0)
+		update_rx_watch(path);
 }

@@ -481,11 +481,16 @@ static void send_ack(struct ml_peer *p)
 	uint8_t buf[16 + 16 * ML_WIRE_SACK_MAX];
 	struct ml_path *best = NULL;
 
-	/* Any path will do (rule 4); the least loaded one answers soonest. */
+	/* Any path will do (rule 4); the least loaded working one answers
+	 * soonest. Without one, a suspect or probation path may still get the
+	 * ack through: it is all the peer may be waiting for. */
 	for (unsigned i = 0; i < p->npaths; i++) {
 		struct ml_path *path = p->paths[i];
-		if (path->state == ML_PATH_UP && path->greeted &&
-		    (!best || path->outstanding < best->outstanding))
+		if (!path->greeted || path->fd < 0)
+			continue;
+		int up = path->state == ML_PATH_UP, best_up = best && best->state == ML_PATH_UP;
+		if (!best || (up && !best_up) ||
+		    (up == best_up && path->outstanding < best->outstanding))
 			best = path;
 	}
 	if (!best)
@@ -503,6 +508,15 @@ void ml_peer_flush(struct ml_peer *p)
 		send_ack(p);
 }
 
+/* Fragments a path gave back without having written them: first in line. */
+void ml_peer_take_back(struct ml_peer *p, struct cds_list_head *frags)
+{
+	if (cds_list_empty(frags))
+		return;
+	cds_list_splice(frags, &p->fragq);
+	ml_peer_mark_dirty(p);
+}
+
 void ml_peer_on_path_up(struct ml_peer *p)
 {
 	p->paths_up++;
@@ -518,6 +532,9 @@ void ml_peer_on_path_down(struct ml_peer *p)
 {
 	p->paths_up--;
 	ML_STAT_SET(p->st.paths_up, p->paths_up);
+	if (!p->paths_up && !p->w->stopped)
+		for (unsigned i = 0; i < p->npaths && !p->paths_up; i++)
+			ml_path_waive_damping(p->paths[i]);
 	/* Acks that were on the failed path are lost: say it all again. */
 	if (p->rx.highest)
 		p->ack_due = 1;

@@ -17,7 +17,7 @@ static void tune(int fd)
 	int one = 1;
 	/* Frames are batched by the core; Nagle would only add latency. */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	/* The kernel must not hide a dead peer for minutes (issue 3 tightens this). */
+	/* The kernel must not hide a dead peer for minutes (see tcp_set_timeouts). */
 	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
 }
 
@@ -98,6 +98,19 @@ static ssize_t tcp_writev(int fd, const struct iovec *iov, int iovcnt)
 	return sendmsg(fd, &mh, MSG_NOSIGNAL);
 }
 
+/* TCP_USER_TIMEOUT: data unacknowledged this long kills the connection;
+ * keepalive probes an idle one on the same scale. The failover heartbeats
+ * normally decide much sooner; this is the kernel's own safety net. */
+static void tcp_set_timeouts(int fd, unsigned user_timeout_ms)
+{
+	unsigned idle = user_timeout_ms / 3000 ? user_timeout_ms / 3000 : 1;
+	int keepidle = (int)idle, keepintvl = (int)idle, keepcnt = 3;
+	setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout_ms, sizeof(user_timeout_ms));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &keepidle, sizeof(keepidle));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &keepintvl, sizeof(keepintvl));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &keepcnt, sizeof(keepcnt));
+}
+
 /* RESET: linger 0 makes the coming close() send a RST. SHUTDOWN: a FIN now. */
 static void tcp_inject(int fd, int fault)
 {
@@ -122,6 +135,7 @@ const struct ml_transport_ops ml_tcp_ops = {
 	.connect_done = tcp_connect_done,
 	.readv = readv,
 	.writev = tcp_writev,
+	.set_timeouts = tcp_set_timeouts,
 	.inject = tcp_inject,
 	.close = tcp_close,
 };

@@ -35,6 +35,9 @@ struct ml_transport_ops {
 	/* Like readv/writev: bytes moved, 0 on EOF (read), -1 with errno. */
 	ssize_t (*readv)(int fd, const struct iovec *iov, int iovcnt);
 	ssize_t (*writev)(int fd, const struct iovec *iov, int iovcnt);
+	/* Bound how long the kernel may hide a dead connection (unacked data,
+	 * silent peer), in ms; a best effort. */
+	void (*set_timeouts)(int fd, unsigned user_timeout_ms);
 	/* Break the connection the way a network fault would (enum ml_fault). */
 	void (*inject)(int fd, int fault);
 	void (*close)(int fd);
