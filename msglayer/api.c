@@ -1,6 +1,7 @@
 /* api.c - public calls that build messages and queue them on the owning worker. */
 #include "internal.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -176,8 +177,8 @@ static int admit(struct ml_peer *p, uint32_t len, int exempt)
 }
 
 static int send_msg(struct ml_peer *p, uint8_t kind, uint64_t tag, uint64_t ref,
-		    const struct ml_buf *bufs, unsigned nbufs, unsigned flags, ml_response_cb rcb,
-		    ml_send_cb scb, void *arg)
+		    const struct ml_buf *bufs, unsigned nbufs, unsigned flags, double deadline,
+		    ml_response_cb rcb, ml_send_cb scb, void *arg)
 {
 	int err;
 	struct ml_msg_out *m = msg_build(p, bufs, nbufs, flags, &err);
@@ -191,6 +192,7 @@ static int send_msg(struct ml_peer *p, uint8_t kind, uint64_t tag, uint64_t ref,
 	m->kind = kind;
 	m->tag = tag;
 	m->ref = ref;
+	m->deadline = deadline;
 	m->rcb = rcb;
 	m->scb = scb;
 	m->arg = arg;
@@ -203,7 +205,7 @@ int ml_request_send(ml_peer *peer, uint64_t tag, const struct ml_buf *bufs, unsi
 {
 	if (!peer || !cb)
 		return ML_EINVAL;
-	return send_msg(peer, ML_KIND_REQUEST, tag, 0, bufs, nbufs, flags, cb, NULL, arg);
+	return send_msg(peer, ML_KIND_REQUEST, tag, 0, bufs, nbufs, flags, 0, cb, NULL, arg);
 }
 
 int ml_message_send(ml_peer *peer, uint64_t tag, const struct ml_buf *bufs, unsigned nbufs,
@@ -211,11 +213,11 @@ int ml_message_send(ml_peer *peer, uint64_t tag, const struct ml_buf *bufs, unsi
 {
 	if (!peer)
 		return ML_EINVAL;
-	return send_msg(peer, ML_KIND_ONEWAY, tag, 0, bufs, nbufs, flags, NULL, cb, arg);
+	return send_msg(peer, ML_KIND_ONEWAY, tag, 0, bufs, nbufs, flags, 0, NULL, cb, arg);
 }
 
-int ml_respond(ml_request *req, const struct ml_buf *bufs, unsigned nbufs, unsigned flags,
-	       ml_send_cb cb, void *arg)
+static int respond(ml_request *req, const struct ml_buf *bufs, unsigned nbufs, unsigned flags,
+		   uint8_t wflags, ml_send_cb cb, void *arg)
 {
 	if (!req)
 		return ML_EINVAL;
@@ -231,6 +233,7 @@ int ml_respond(ml_request *req, const struct ml_buf *bufs, unsigned nbufs, unsig
 	}
 	admit(req->peer, m->len, 1);
 	m->kind = ML_KIND_RESPONSE;
+	m->wflags = wflags;
 	m->tag = req->tag;
 	m->ref = req->seq;
 	m->req = req;
@@ -240,9 +243,60 @@ int ml_respond(ml_request *req, const struct ml_buf *bufs, unsigned nbufs, unsig
 	return err;
 }
 
+int ml_respond(ml_request *req, const struct ml_buf *bufs, unsigned nbufs, unsigned flags,
+	       ml_send_cb cb, void *arg)
+{
+	return respond(req, bufs, nbufs, flags, 0, cb, arg);
+}
+
+int ml_request_abort(ml_request *req, const char *reason, ml_send_cb cb, void *arg)
+{
+	struct ml_buf b = ml_buf_plain(reason, reason ? strlen(reason) : 0);
+	return respond(req, &b, 1, ML_SEND_COPY, ML_FLAG_ABORT, cb, arg);
+}
+
 uint64_t ml_request_tag(const ml_request *req)
 {
 	return req ? req->tag : 0;
+}
+
+double ml_request_time_left(const ml_request *req)
+{
+	if (!req || isinf(req->deadline))
+		return INFINITY;
+	return req->deadline - ml_mono_now();
+}
+
+int ml_request_canceled(const ml_request *req)
+{
+	return req ? __atomic_load_n(&req->canceled, __ATOMIC_RELAXED) : 0;
+}
+
+int ml_request_send_deadline(ml_peer *peer, uint64_t tag, const struct ml_buf *bufs,
+			     unsigned nbufs, unsigned flags, double timeout_s, ml_response_cb cb,
+			     void *arg)
+{
+	if (!peer || !cb || !(timeout_s > 0) || !isfinite(timeout_s))
+		return ML_EINVAL;
+	return send_msg(peer, ML_KIND_REQUEST, tag, 0, bufs, nbufs, flags, ml_mono_now() + timeout_s,
+			cb, NULL, arg);
+}
+
+int ml_request_cancel(ml_peer *peer, uint64_t tag)
+{
+	if (!peer)
+		return ML_EINVAL;
+	struct ml_cmd_cancel *cc = calloc(1, sizeof(*cc));
+	if (!cc)
+		return ML_ENOMEM;
+	cc->cmd.type = ML_CMD_CANCEL;
+	cc->peer = peer;
+	cc->tag = tag;
+	/* Always queued, also from a callback: the scan then never runs inside
+	 * another scan's completion callbacks. Behind the sends this thread
+	 * queued before, so they are canceled too. */
+	ml_worker_post(peer->w, &cc->cmd);
+	return 0;
 }
 
 int ml_peer_add(ml_ctx *ctx, uint32_t node_id, const char *const *urls, unsigned n_urls,

@@ -215,6 +215,12 @@ static void run_cmd(struct ml_worker *w, struct ml_cmd *c)
 		free(cf);
 		break;
 	}
+	case ML_CMD_CANCEL: {
+		struct ml_cmd_cancel *cc = caa_container_of(c, struct ml_cmd_cancel, cmd);
+		ml_cancel_by_tag(cc->peer, cc->tag);
+		free(cc);
+		break;
+	}
 	case ML_CMD_STOP:
 		worker_stop(w);
 		free(c);

@@ -53,6 +53,7 @@ enum ml_cmd_type {
 	ML_CMD_ATTACH,     /* struct ml_cmd_attach: an accepted, greeted connection */
 	ML_CMD_LISTEN,     /* struct ml_listener */
 	ML_CMD_FAULT,      /* struct ml_cmd_fault */
+	ML_CMD_CANCEL,     /* struct ml_cmd_cancel */
 	ML_CMD_STOP,       /* struct ml_cmd (cancel everything, leave the loop) */
 };
 
@@ -84,6 +85,12 @@ struct ml_cmd_fault {
 	struct ml_fault_spec spec;
 };
 
+struct ml_cmd_cancel {
+	struct ml_cmd cmd;
+	struct ml_peer *peer;
+	uint64_t tag;
+};
+
 /* ---- outgoing messages ---- */
 
 enum ml_frag_state {
@@ -111,7 +118,12 @@ struct ml_msg_out {
 	uint64_t seq;              /* 0 until first sent (rule 1) */
 	uint64_t tag, ref;
 	uint8_t kind;
+	uint8_t wflags;            /* ML_FLAG_ABORT / ML_FLAG_CANCEL */
 	uint8_t acked;
+	int give_up;               /* status to complete with once acked (canceled, deadline, too big) */
+	double deadline;           /* request: CLOCK_MONOTONIC seconds (0: none) */
+	uint32_t deadline_us;      /* on the wire: time left when it got its number */
+	ev_timer deadline_timer;
 	uint32_t len;
 	uint32_t nfrags;
 	struct ml_frag *frags;
@@ -200,6 +212,8 @@ struct ml_request {
 	uint64_t seq; /* the request's sequence number: the response's ref */
 	uint64_t tag;
 	uint64_t session_id; /* a response to an older session is not sent */
+	double deadline;     /* CLOCK_MONOTONIC seconds (INFINITY: none) */
+	int canceled;        /* the requester gave up (read from any thread) */
 };
 
 struct ml_peer {
@@ -247,6 +261,8 @@ struct ml_peer {
 	struct cds_list_head dirty_link;
 
 	ev_timer session_timer;      /* all paths down with sends outstanding */
+	uint64_t early_cancels[64];  /* CANCELs that overtook their request */
+	unsigned n_early_cancels;
 
 	struct ml_peer_stats st;
 };
@@ -330,6 +346,15 @@ void ml_peer_on_ack(struct ml_peer *p, const struct ml_ack *a);
 int ml_peer_on_data(struct ml_peer *p, struct ml_path *path, const struct ml_frame_hdr *h,
 		    const uint8_t *payload);
 void ml_peer_cancel_all(struct ml_peer *p, int status);
+void ml_peer_complete(struct ml_peer *p, struct ml_msg_out *m, int status, const struct ml_msg *resp);
+struct ml_msg_out *ml_peer_await_take(struct ml_peer *p, uint64_t seq);
+double ml_mono_now(void);
+
+/* cancel.c: deadlines, cancellation, aborts */
+void ml_cancel_start_deadline(struct ml_peer *p, struct ml_msg_out *m);
+void ml_cancel_by_tag(struct ml_peer *p, uint64_t tag);
+void ml_cancel_received(struct ml_peer *p, uint64_t ref);
+int ml_cancel_arrived_early(struct ml_peer *p, uint64_t seq);
 void ml_msg_free(struct ml_msg_out *m);
 
 /* path.c: connections, framing, batching */

@@ -387,7 +387,8 @@ void ml_path_queue_frag(struct ml_path *path, struct ml_frag *f)
 	struct ml_peer *p = path->peer;
 	struct ml_frame_hdr h = {
 		.type = ML_FT_DATA,
-		.flags = m->kind,
+		.flags = (uint16_t)(m->kind | m->wflags),
+		.deadline_us = m->deadline_us,
 		.payload_len = f->len,
 		.offset = f->offset,
 		.session = p->session_id,

@@ -11,6 +11,7 @@
 #include "internal.h"
 #include "pathsched.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,6 +135,7 @@ static void complete(struct ml_peer *p, struct ml_msg_out *m, int status, const 
 	struct ml_ctx *ctx = p->ctx;
 	uint32_t len = m->len;
 
+	ev_timer_stop(p->w->loop, &m->deadline_timer);
 	if (status != ML_OK)
 		ML_STAT_ADD(p->st.failed, 1);
 	if (m->kind == ML_KIND_REQUEST)
@@ -150,6 +152,16 @@ static void complete(struct ml_peer *p, struct ml_msg_out *m, int status, const 
 	    left_bytes <= (ctx->cfg.max_inflight_bytes + ctx->cfg.max_queued_bytes) / 2 &&
 	    __atomic_exchange_n(&p->want_room, 0, __ATOMIC_RELAXED) && ctx->cfg.on_room)
 		ctx->cfg.on_room(ctx->cfg.cb_arg, p);
+}
+
+void ml_peer_complete(struct ml_peer *p, struct ml_msg_out *m, int status, const struct ml_msg *resp)
+{
+	complete(p, m, status, resp);
+}
+
+struct ml_msg_out *ml_peer_await_take(struct ml_peer *p, uint64_t seq)
+{
+	return await_take(p, seq);
 }
 
 /* Take every fragment of m off the paths and queues (it is acked or failed). */
@@ -196,7 +208,9 @@ static void msg_acked(struct ml_peer *p, struct ml_msg_out *m)
 	m->acked = 1;
 	leave_window(p, m);
 	ML_STAT_ADD(p->st.msgs_acked, 1);
-	if (m->kind == ML_KIND_REQUEST)
+	if (m->give_up)
+		complete(p, m, m->give_up, NULL); /* given up while its payload was still needed */
+	else if (m->kind == ML_KIND_REQUEST)
 		await_add(p, m); /* the payload is done with; the callback waits for the answer */
 	else
 		complete(p, m, ML_OK, NULL);
@@ -234,7 +248,7 @@ static void fail_window(struct ml_peer *p, int status)
 		struct ml_msg_out *m = p->txring[s & p->txmask];
 		if (m && m->seq == s) {
 			leave_window(p, m);
-			complete(p, m, status, NULL);
+			complete(p, m, m->give_up ? m->give_up : status, NULL);
 		}
 	}
 	for (uint32_t i = 0; i <= p->await_mask; i++) {
@@ -281,6 +295,7 @@ static void reset_receive(struct ml_peer *p)
 			p->reasm[i] = NULL;
 		}
 	p->reasm_bytes = 0;
+	memset(p->early_cancels, 0, sizeof(p->early_cancels));
 	ml_rxwin_reset(&p->rx);
 	p->ack_due = 0;
 }
@@ -391,7 +406,13 @@ void ml_peer_submit(struct ml_peer *p, struct ml_msg_out *m)
 		complete(p, m, ML_ECANCELED, NULL);
 		return;
 	}
-	cds_list_add_tail(&m->link, &p->waitq);
+	if (m->wflags & ML_FLAG_CANCEL) {
+		cds_list_add(&m->link, &p->waitq); /* ahead of what waits: it frees the peer's work */
+	} else {
+		cds_list_add_tail(&m->link, &p->waitq);
+		if (m->deadline)
+			ml_cancel_start_deadline(p, m);
+	}
 	ML_STAT_ADD(p->st.queued_msgs, 1);
 	arm_session_timer(p);
 	ml_peer_mark_dirty(p);
@@ -419,6 +440,31 @@ static int cut_fragments(struct ml_peer *p, struct ml_msg_out *m)
 	return 0;
 }
 
+/* A response the requester could not take: it gets an abort with the
+ * reason instead of waiting for nothing, and the responder ML_ETOOBIG. */
+static int abort_instead(struct ml_peer *p, struct ml_msg_out *m)
+{
+	char reason[128];
+	int n = snprintf(reason, sizeof(reason), "response of %u bytes exceeds the requester's limit of %u",
+			 m->len, p->peer_max_msg);
+	char *copy = malloc((size_t)n);
+	if (!copy)
+		return -1;
+	memcpy(copy, reason, (size_t)n);
+	if (m->iov != m->iov1)
+		free(m->iov);
+	free(m->copy);
+	m->copy = copy;
+	m->iov = m->iov1;
+	m->iov1[0].iov_base = copy;
+	m->iov1[0].iov_len = (size_t)n;
+	m->iovcnt = 1;
+	m->len = (uint32_t)n;
+	m->wflags |= ML_FLAG_ABORT;
+	m->give_up = ML_ETOOBIG;
+	return 0;
+}
+
 /* Give sequence numbers to waiting messages while the window has room. */
 static void pump(struct ml_peer *p)
 {
@@ -437,8 +483,14 @@ static void pump(struct ml_peer *p)
 		cds_list_del(&m->link);
 		ML_STAT_ADD(p->st.queued_msgs, -1);
 		if (m->len > p->peer_max_msg) {
-			complete(p, m, ML_ETOOBIG, NULL);
-			continue;
+			if (m->kind != ML_KIND_RESPONSE || abort_instead(p, m)) {
+				complete(p, m, ML_ETOOBIG, NULL);
+				continue;
+			}
+		}
+		if (m->deadline) {
+			double left = m->deadline - ml_mono_now();
+			m->deadline_us = left >= 4294.0 ? UINT32_MAX : left > 1e-6 ? (uint32_t)(left * 1e6) : 1;
 		}
 		if (cut_fragments(p, m)) {
 			complete(p, m, ML_ENOMEM, NULL);
@@ -568,7 +620,13 @@ static void deliver(struct ml_peer *p, const struct ml_frame_hdr *h, const void 
 		req->seq = h->seq;
 		req->tag = h->tag;
 		req->session_id = p->session_id;
-		if (cfg->on_request)
+		req->deadline = h->deadline_us ? ml_mono_now() + h->deadline_us / 1e6 : INFINITY;
+		req->canceled = 0;
+		if (ml_cancel_arrived_early(p, h->seq)) {
+			/* Its requester gave up before it got here: nobody waits for it. */
+			req->canceled = 1;
+			ml_request_abort(req, "canceled before delivery", NULL, NULL);
+		} else if (cfg->on_request)
 			cfg->on_request(cfg->cb_arg, p, req, &msg);
 		else
 			ml_respond(req, NULL, 0, 0, NULL, NULL); /* nobody serves: empty answer */
@@ -585,10 +643,12 @@ static void deliver(struct ml_peer *p, const struct ml_frame_hdr *h, const void 
 			}
 		}
 		if (m)
-			complete(p, m, ML_OK, &msg);
+			complete(p, m, (h->flags & ML_FLAG_ABORT) ? ML_EABORTED : ML_OK, &msg);
 		else
 			ml_log(p->ctx, ML_LOG_DEBUG, "peer %u: response to unknown request %llu dropped",
 			       p->node_id, (unsigned long long)h->ref);
+	} else if (h->flags & ML_FLAG_CANCEL) {
+		ml_cancel_received(p, h->ref);
 	} else if (cfg->on_message) {
 		cfg->on_message(cfg->cb_arg, p, &msg);
 	}

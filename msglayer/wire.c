@@ -17,6 +17,7 @@
 #define OFF_TAG 40
 #define OFF_REF 48
 #define OFF_MSGLEN 56
+#define OFF_DEADLINE 60
 
 static const char *const wire_errors[] = {
 	[ML_WIRE_OK] = "ok",
@@ -77,7 +78,7 @@ void ml_frame_encode(uint8_t out[ML_WIRE_HDR_LEN], const struct ml_frame_hdr *h)
 	ml_put64(out + OFF_TAG, h->tag);
 	ml_put64(out + OFF_REF, h->ref);
 	ml_put32(out + OFF_MSGLEN, h->msg_len);
-	ml_put32(out + 60, 0);
+	ml_put32(out + OFF_DEADLINE, h->deadline_us);
 	ml_put32(out + OFF_CRC, header_crc(out, ML_WIRE_HDR_LEN));
 }
 
@@ -86,6 +87,12 @@ static enum ml_wire_err check_data(const struct ml_frame_hdr *h, const struct ml
 	unsigned kind = h->flags & ML_FLAG_KIND_MASK;
 
 	if (kind == 0 || (h->flags & ~ML_FLAGS_KNOWN))
+		return ML_WIRE_EFLAGS;
+	if ((h->flags & ML_FLAG_ABORT) && kind != ML_KIND_RESPONSE)
+		return ML_WIRE_EFLAGS;
+	if ((h->flags & ML_FLAG_CANCEL) && (kind != ML_KIND_ONEWAY || h->msg_len != 0 || !h->ref))
+		return ML_WIRE_EFLAGS;
+	if (h->deadline_us && kind != ML_KIND_REQUEST)
 		return ML_WIRE_EFLAGS;
 	if (h->payload_len > lim->max_frag_payload)
 		return ML_WIRE_EPAYLOAD;
@@ -133,10 +140,11 @@ enum ml_wire_err ml_frame_decode(const uint8_t *buf, size_t len, const struct ml
 	h->tag = ml_get64(buf + OFF_TAG);
 	h->ref = ml_get64(buf + OFF_REF);
 	h->msg_len = ml_get32(buf + OFF_MSGLEN);
+	h->deadline_us = ml_get32(buf + OFF_DEADLINE);
 
 	if (h->type == ML_FT_DATA)
 		return check_data(h, lim);
-	if (h->flags != 0)
+	if (h->flags != 0 || h->deadline_us != 0)
 		return ML_WIRE_EFLAGS;
 	if (h->payload_len > ML_WIRE_CTRL_MAX)
 		return ML_WIRE_EPAYLOAD;

@@ -28,10 +28,12 @@ enum ml_frame_type {
 	ML_FT_CLOSE = 7,
 };
 
-/* DATA flags: the kind of message in the low two bits. */
+/* DATA flags: the kind of message in the low two bits, then modifiers. */
 enum ml_msg_kind { ML_KIND_REQUEST = 1, ML_KIND_RESPONSE = 2, ML_KIND_ONEWAY = 3 };
 #define ML_FLAG_KIND_MASK 0x3u
-#define ML_FLAGS_KNOWN ML_FLAG_KIND_MASK
+#define ML_FLAG_ABORT 0x4u  /* RESPONSE: the handler aborted; payload = reason text */
+#define ML_FLAG_CANCEL 0x8u /* ONEWAY, empty: the requester gave up request `ref` */
+#define ML_FLAGS_KNOWN (ML_FLAG_KIND_MASK | ML_FLAG_ABORT | ML_FLAG_CANCEL)
 
 struct ml_frame_hdr {
 	uint8_t version;
@@ -45,6 +47,7 @@ struct ml_frame_hdr {
 	uint64_t tag;
 	uint64_t ref;     /* DATA response: sequence number of its request */
 	uint32_t msg_len; /* DATA: length of the whole message */
+	uint32_t deadline_us; /* DATA request: the requester gives up this long after sending (0: never) */
 };
 
 enum ml_wire_err {
