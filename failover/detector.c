@@ -19,15 +19,15 @@ enum ml_verdict ml_detector_judge(const struct ml_detector_cfg *c, const struct 
 				  char *why, size_t why_len)
 {
 	double budget = ml_detector_budget(c, v->srtt_s);
-	int others_heard = v->others_silent_s >= 0 && v->others_silent_s < budget / 2;
+	int others_heard = v->behind_s >= budget / 2;
 
 	if (v->silent_s >= c->all_silent_s) {
 		snprintf(why, why_len, "nothing received for %.0f ms", v->silent_s * 1e3);
 		return ML_DEAD;
 	}
 	if (v->silent_s >= budget && others_heard) {
-		snprintf(why, why_len, "nothing received for %.0f ms while other paths are heard",
-			 v->silent_s * 1e3);
+		snprintf(why, why_len, "nothing received for %.0f ms, %.0f ms behind the other paths",
+			 v->silent_s * 1e3, v->behind_s * 1e3);
 		return ML_DEAD;
 	}
 	/* Data written on the path and not acknowledged for a whole budget is

@@ -3,11 +3,14 @@
  *
  * Evidence is "anything received on the path" (every peer sends a heartbeat
  * on every connected path each interval, and data counts as well), so a
- * loaded path never needs its heartbeat to overtake its data. Silence is
- * judged against other paths of the same peer: when they are heard and this
- * one is not, this one is dead (a short budget); when the whole peer is
- * silent, the peer or this process may just be slow, and moving traffic to
- * another silent path would gain nothing, so a much longer budget applies.
+ * loaded path never needs its heartbeat to overtake its data. Silence alone
+ * is not enough: it is judged against the peer's heartbeats on its other
+ * paths, by the peer's own clock (each heartbeat carries its send time).
+ * When the peer has since sent heartbeats that arrived on other paths, this
+ * path lost its own: it is dead (a short budget). When no newer heartbeat
+ * came anywhere, the peer or this process is slow, or a backlog is being
+ * read; moving traffic to another path would gain nothing, and a much
+ * longer budget applies.
  */
 #ifndef ML_DETECTOR_H
 #define ML_DETECTOR_H
@@ -22,7 +25,8 @@ struct ml_detector_cfg {
 
 struct ml_path_view {
 	double silent_s;       /* time since anything was received on the path */
-	double others_silent_s;/* least silence among the peer's other connected paths (< 0: none) */
+	double behind_s;       /* how much older (by the peer's clock) the last heartbeat
+	                          received here is than the newest from the peer on any path */
 	double srtt_s;         /* smoothed RTT (0: not measured) */
 	double oldest_data_s;  /* age of the oldest data written on it and not acked (0: none) */
 	double drain_s;        /* time its outstanding bytes need at its measured rate */
@@ -40,9 +44,10 @@ double ml_detector_budget(const struct ml_detector_cfg *c, double srtt_s);
 
 /* The verdict for one path, with the reason in why (for the log):
  * dead after all_silent_s of silence; dead after the budget of silence when
- * other paths of the peer are heard (or after 3/4 of it when data written on
- * it has waited a whole budget plus its drain time for its ack); suspect
- * after half the budget (and at least 1.5 heartbeats) of silence. */
+ * it is also behind the peer's heartbeats on other paths by half the budget
+ * (or after 3/4 of the budget of silence when data written on it has waited
+ * a whole budget plus its drain time for its ack); suspect after half the
+ * budget (and at least 1.5 heartbeats) of silence. */
 enum ml_verdict ml_detector_judge(const struct ml_detector_cfg *c, const struct ml_path_view *v,
 				  char *why, size_t why_len);
 

@@ -161,6 +161,8 @@ struct ml_path {
 	unsigned failures;     /* consecutive failed connects (backoff) */
 	unsigned seed;
 	ev_tstamp last_rx;     /* when anything was last received */
+	ev_tstamp last_beat;   /* when our heartbeat timer last ran (loop lag check) */
+	uint64_t peer_beat_ns; /* send time (peer's clock) of the newest PING received */
 	struct ml_flap flap;
 
 	/* injected fault (enum ml_fault, 0: none); it stays across reconnects */
@@ -261,6 +263,7 @@ struct ml_peer {
 	struct cds_list_head dirty_link;
 
 	ev_timer session_timer;      /* all paths down with sends outstanding */
+	uint64_t peer_beat_ns;       /* newest PING send time (peer's clock) on any path */
 	uint64_t early_cancels[64];  /* CANCELs that overtook their request */
 	unsigned n_early_cancels;
 

@@ -229,6 +229,8 @@ static void path_up(struct ml_path *path)
 	path->greeted = 1;
 	path->failures = 0;
 	path->last_rx = now;
+	path->peer_beat_ns = path->peer->peer_beat_ns; /* caught up until it misses one */
+	path->last_beat = now;
 	path->rate_t0 = now;
 	path->rate_acked_mark = path->st.bytes_acked;
 	ML_STAT_ADD(path->st.connects, 1);
@@ -658,6 +660,19 @@ static void on_pong(struct ml_path *path, const struct ml_frame_hdr *h, const ui
 	__atomic_store(&path->st.rtt_us, &us, __ATOMIC_RELAXED);
 }
 
+/* The peer's heartbeat, stamped with its clock: what the detector compares
+ * between paths (a backlog of old bytes carries no new stamps). */
+static void on_peer_beat(struct ml_path *path, const struct ml_frame_hdr *h, const uint8_t *payload)
+{
+	if (h->payload_len < ML_PING_LEN)
+		return;
+	uint64_t t = ml_get64(payload);
+	if (t > path->peer_beat_ns)
+		path->peer_beat_ns = t;
+	if (t > path->peer->peer_beat_ns)
+		path->peer->peer_beat_ns = t;
+}
+
 /* Returns 0 to go on, -1 when the path failed (stop touching it). */
 static int handle_frame(struct ml_path *path, const struct ml_frame_hdr *h, const uint8_t *payload)
 {
@@ -696,6 +711,7 @@ static int handle_frame(struct ml_path *path, const struct ml_frame_hdr *h, cons
 	}
 	case ML_FT_PING:
 		ml_path_send_ctrl(path, ML_FT_PONG, payload, h->payload_len < 64 ? h->payload_len : 64);
+		on_peer_beat(path, h, payload);
 		return 0;
 	case ML_FT_PONG:
 		on_pong(path, h, payload);
@@ -894,20 +910,6 @@ static void take_back_unwritten(struct ml_path *path)
 	ml_peer_take_back(path->peer, &tmp);
 }
 
-static double least_silence_of_others(const struct ml_path *path, ev_tstamp now)
-{
-	const struct ml_peer *p = path->peer;
-	double best = -1;
-	for (unsigned i = 0; i < p->npaths; i++) {
-		const struct ml_path *o = p->paths[i];
-		if (o == path || !o->greeted || o->fd < 0)
-			continue;
-		double s = now - o->last_rx;
-		if (best < 0 || s < best)
-			best = s;
-	}
-	return best;
-}
 
 static void check_liveness(struct ml_path *path, ev_tstamp now)
 {
@@ -916,7 +918,7 @@ static void check_liveness(struct ml_path *path, ev_tstamp now)
 				      ctx->cfg.all_silent_down_s };
 	struct ml_path_view v = {
 		.silent_s = now - path->last_rx,
-		.others_silent_s = least_silence_of_others(path, now),
+		.behind_s = (double)(path->peer->peer_beat_ns - path->peer_beat_ns) / 1e9,
 		.srtt_s = path->srtt_s,
 		.drain_s = (double)path->outstanding / path->rate_bps,
 	};
@@ -952,6 +954,12 @@ static void on_heartbeat(struct ev_loop *loop, ev_timer *t, int revents)
 	ml_put64(ts, mono_ns());
 	ml_path_send_ctrl(path, ML_FT_PING, ts, sizeof(ts));
 	update_rate(path, now);
+	/* A tick that comes late means our own loop was stuck: what looks like
+	 * silence may be unread input. Judge again at the next, timely tick. */
+	double late = now - path->last_beat;
+	path->last_beat = now;
+	if (late > 3 * path->peer->ctx->cfg.heartbeat_interval_s)
+		return;
 	check_liveness(path, now);
 }
 

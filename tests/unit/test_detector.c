@@ -10,10 +10,10 @@
 
 static const struct ml_detector_cfg cfg = { .heartbeat_s = 0.01, .down_s = 0, .all_silent_s = 2.0 };
 
-static enum ml_verdict judge(double silent, double others, double srtt, double oldest, double drain)
+static enum ml_verdict judge(double silent, double behind, double srtt, double oldest, double drain)
 {
 	char why[128];
-	struct ml_path_view v = { silent, others, srtt, oldest, drain };
+	struct ml_path_view v = { silent, behind, srtt, oldest, drain };
 	return ml_detector_judge(&cfg, &v, why, sizeof(why));
 }
 
@@ -35,23 +35,24 @@ static void test_heard_is_alive(void **state)
 {
 	(void)state;
 	assert_int_equal(judge(0.001, 0.001, 0.0001, 0, 0), ML_ALIVE);
-	assert_int_equal(judge(0.012, -1, 0.0001, 0, 0), ML_ALIVE);
+	assert_int_equal(judge(0.012, 0, 0.0001, 0, 0), ML_ALIVE);
 }
 
-/* Silent for the budget while another path is heard: dead. */
+/* Silent for the budget and behind the peer's newer heartbeats on other paths: dead. */
 static void test_silent_while_others_heard_is_dead(void **state)
 {
 	(void)state;
-	assert_int_equal(judge(0.031, 0.002, 0.0001, 0, 0), ML_DEAD);
+	assert_int_equal(judge(0.031, 0.02, 0.0001, 0, 0), ML_DEAD);
 }
 
-/* Silent for the budget while every path is silent: only suspect (the peer
- * or our loop is slow); dead only after all_silent_s. */
+/* Silent, but no newer heartbeat came on any other path (the peer or our
+ * loop is slow, or another path's backlog is read): only suspect; dead only
+ * after all_silent_s. */
 static void test_all_silent_waits_longer(void **state)
 {
 	(void)state;
-	assert_int_equal(judge(0.5, 0.5, 0.0001, 0, 0), ML_SUSPECT);
-	assert_int_equal(judge(0.5, -1, 0.0001, 0, 0), ML_SUSPECT);
+	assert_int_equal(judge(0.5, 0.005, 0.0001, 0, 0), ML_SUSPECT);
+	assert_int_equal(judge(0.5, 0, 0.0001, 0, 0), ML_SUSPECT);
 	assert_int_equal(judge(2.0, 2.0, 0.0001, 0, 0), ML_DEAD);
 }
 
@@ -59,28 +60,28 @@ static void test_all_silent_waits_longer(void **state)
 static void test_missed_heartbeat_is_suspect(void **state)
 {
 	(void)state;
-	assert_int_equal(judge(0.016, 0.001, 0.0001, 0, 0), ML_SUSPECT);
-	assert_int_equal(judge(0.014, 0.001, 0.0001, 0, 0), ML_ALIVE);
+	assert_int_equal(judge(0.016, 0.02, 0.0001, 0, 0), ML_SUSPECT);
+	assert_int_equal(judge(0.014, 0.02, 0.0001, 0, 0), ML_ALIVE);
 }
 
 /* Unacknowledged data shortens the silence needed when others are heard. */
 static void test_unacked_data_is_evidence(void **state)
 {
 	(void)state;
-	assert_int_equal(judge(0.0235, 0.001, 0.0001, 0.04, 0), ML_DEAD);
-	assert_int_equal(judge(0.0235, 0.001, 0.0001, 0.02, 0), ML_SUSPECT);
+	assert_int_equal(judge(0.0235, 0.02, 0.0001, 0.04, 0), ML_DEAD);
+	assert_int_equal(judge(0.0235, 0.02, 0.0001, 0.02, 0), ML_SUSPECT);
 	/* ... but not when the path simply has a lot to drain. */
-	assert_int_equal(judge(0.0235, 0.001, 0.0001, 0.04, 0.05), ML_SUSPECT);
+	assert_int_equal(judge(0.0235, 0.02, 0.0001, 0.04, 0.05), ML_SUSPECT);
 	/* ... and never alone: a heard path with old data stays alive. */
-	assert_int_equal(judge(0.001, 0.001, 0.0001, 1.0, 0), ML_ALIVE);
+	assert_int_equal(judge(0.001, 0, 0.0001, 1.0, 0), ML_ALIVE);
 }
 
 /* A slow RTT widens the budget: 20 ms RTT, 60 ms silence is not death. */
 static void test_rtt_widens_budget(void **state)
 {
 	(void)state;
-	assert_int_equal(judge(0.06, 0.001, 0.02, 0, 0), ML_SUSPECT);
-	assert_int_equal(judge(0.12, 0.001, 0.02, 0, 0), ML_DEAD);
+	assert_int_equal(judge(0.06, 0.06, 0.02, 0, 0), ML_SUSPECT);
+	assert_int_equal(judge(0.12, 0.12, 0.02, 0, 0), ML_DEAD);
 }
 
 /* Flaps: failures within the window of coming up raise the level; a good
