@@ -91,10 +91,10 @@ unit:
 integ:
 	@fail=0; for t in $(INTEG); do echo "== $$t"; $$t || fail=1; done; exit $$fail
 
-# Under valgrind's memcheck: the unit tests and the embedded-mode session test
+# Under valgrind's memcheck: the unit tests and the embedded-mode tests
 # (valgrind sees writes inside uninstrumented libev, which ASan does not; the
 # loopback load test runs under the sanitizers instead).
-VALGRIND_TESTS := $(UNIT) $(BUILD)/tests/test_session
+VALGRIND_TESTS := $(UNIT) $(BUILD)/tests/test_session $(BUILD)/tests/test_requests
 valgrind: deps
 	@$(MAKE) --no-print-directory $(VALGRIND_TESTS)
 	@fail=0; for t in $(VALGRIND_TESTS); do echo "== valgrind $$t"; \
