@@ -1,7 +1,8 @@
 /*
  * ml-demo - what `make demo` runs: a client and a server, both embedded in
  * this one libev loop, exchange verified requests over two TCP paths
- * (127.0.0.1 and 127.0.0.2) while one path is cut twice. Prints a line per
+ * (127.0.0.1 and 127.0.0.2) while path 0 is first reset, then silently
+ * blackholed for a second (found by the heartbeats). Prints a line per
  * second and a summary: lost, duplicated, resent, the longest stall.
  *
  * Usage: ml-demo [seconds]   (default 6)
@@ -128,13 +129,24 @@ static void on_tick(struct ev_loop *l, ev_timer *t, int revents)
 	}
 }
 
-static void on_cut(struct ev_loop *l, ev_timer *t, int revents)
+static void on_reset(struct ev_loop *l, ev_timer *t, int revents)
 {
 	(void)l;
 	(void)t;
 	(void)revents;
 	printf("        --- cutting path 0 (TCP reset) under load ---\n");
 	ml_fault_inject(peer, 0, ML_FAULT_RESET);
+}
+
+/* Nothing gets through and nothing says so: only heartbeats can tell. */
+static void on_blackhole(struct ev_loop *l, ev_timer *t, int revents)
+{
+	(void)l;
+	(void)t;
+	(void)revents;
+	printf("        --- blackholing path 0 for 1 s under load (silent: the heartbeats find it) ---\n");
+	struct ml_fault_spec f = { .fault = ML_FAULT_BLACKHOLE, .duration_s = 1.0 };
+	ml_fault_set(peer, 0, &f);
 }
 
 static void on_drain(struct ev_loop *l, ev_timer *t, int revents)
@@ -185,8 +197,8 @@ int main(int argc, char **argv)
 		issue();
 	ev_timer tick, cut1, cut2, drain;
 	ev_timer_init(&tick, on_tick, 1, 1);
-	ev_timer_init(&cut1, on_cut, duration / 3, 0);
-	ev_timer_init(&cut2, on_cut, duration * 2 / 3, 0);
+	ev_timer_init(&cut1, on_reset, duration / 3, 0);
+	ev_timer_init(&cut2, on_blackhole, duration / 2, 0);
 	ev_timer_init(&drain, on_drain, 0.01, 0.01);
 	ev_timer_start(loop, &tick);
 	ev_timer_start(loop, &cut1);

@@ -344,8 +344,13 @@ void ml_path_fail(struct ml_path *path, int status, const char *why)
 	path->connected = 0;
 	path->mark_count = 0;
 	ML_STAT_ADD(path->st.failures, 1);
+	/* The caller's reason says what happened; the status adds only whose
+	 * fault it was when the peer broke the rules. */
 	char reason[160];
-	snprintf(reason, sizeof(reason), "%s (%s)", why, ml_strerror(status));
+	if (status == ML_EPROTO || status == ML_EVERSION || status == ML_ENODE)
+		snprintf(reason, sizeof(reason), "%s: %s", ml_strerror(status), why);
+	else
+		snprintf(reason, sizeof(reason), "%s", why);
 	set_state(path, path->outbound ? ML_PATH_DOWN : ML_PATH_CLOSED, reason);
 	if (path->counted_up)
 		count_up(path, 0);
