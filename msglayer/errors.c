@@ -23,7 +23,6 @@ const char *ml_strerror(int status)
 	case ML_ENODE: return "peer answered with an unexpected node id";
 	case ML_EABORTED: return "the peer's handler aborted the request";
 	case ML_EDEADLINE: return "the request's deadline passed before its response came";
-	case ML_ECANCELED_BY_PEER: return "the requester canceled the request";
 	default: return "unknown msglayer status";
 	}
 }

@@ -50,7 +50,6 @@ enum ml_status {
 	ML_ENODE = -16,       /* the peer announced another node id than expected */
 	ML_EABORTED = -17,    /* the peer's handler aborted the request (resp holds its reason) */
 	ML_EDEADLINE = -18,   /* the request's deadline passed before its response came */
-	ML_ECANCELED_BY_PEER = -19, /* (handler side) the requester canceled the request */
 };
 
 /* Text for any status above (never NULL; unknown codes get a generic text). */
