@@ -420,6 +420,14 @@ int ml_ctx_create(const struct ml_config *cfg, ml_ctx **out)
 			return ML_ESYS;
 		}
 	}
+	if (cfg->admin_socket) {
+		rc = ml_admin_open(ctx, cfg->admin_socket, &ctx->admin);
+		if (rc) {
+			ml_ctx_destroy(ctx);
+			return rc;
+		}
+		ctx->cfg.admin_socket = ml_admin_path(ctx->admin); /* our copy */
+	}
 	*out = ctx;
 	return 0;
 }
@@ -428,6 +436,9 @@ void ml_ctx_destroy(ml_ctx *ctx)
 {
 	if (!ctx)
 		return;
+	/* First the admin thread: it reads stats and posts faults to workers. */
+	ml_admin_close(ctx->admin);
+	ctx->admin = NULL;
 	for (unsigned i = 0; i < ctx->nworkers; i++) {
 		struct ml_worker *w = &ctx->workers[i];
 		struct ml_cmd *stop = calloc(1, sizeof(*stop));

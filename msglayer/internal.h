@@ -326,6 +326,7 @@ struct ml_ctx {
 	struct ml_listener *listeners;
 	unsigned nlisteners;
 	struct ml_wire_limits limits;
+	struct ml_admin *admin;     /* cfg.admin_socket's server, or NULL */
 };
 
 /* ctx.c */
@@ -373,6 +374,23 @@ void ml_path_queue_frag(struct ml_path *path, struct ml_frag *f);
 void ml_path_unqueue_frag(struct ml_path *path, struct ml_frag *f);
 void ml_path_apply_fault(struct ml_path *path, const struct ml_fault_spec *spec);
 void ml_path_waive_damping(struct ml_path *path);
+
+/* admin.c: the admin socket (cfg.admin_socket) and its thread */
+#define ML_ADMIN_PROTOCOL 1      /* version of the admin socket's protocol (doc/mlctl.md) */
+#define ML_ADMIN_LINE_MAX 4096   /* longest request line, newline included */
+struct ml_admin;
+/* Bind and listen at path (a stale socket file is replaced, a live one is
+ * ML_EEXIST; too long: ML_EINVAL), then serve it from a thread of its own. */
+int ml_admin_open(struct ml_ctx *ctx, const char *path, struct ml_admin **out);
+/* Stop the thread, close the socket and remove its file (if still ours). */
+void ml_admin_close(struct ml_admin *a);
+const char *ml_admin_path(const struct ml_admin *a);
+
+/* admin_cmd.c: one request line (NUL-terminated, split in place) in, one
+ * JSON answer out (malloc'd, newline-terminated, its length in *len), or
+ * NULL when out of memory. Any thread: uses the public API only. */
+char *ml_admin_run(struct ml_ctx *ctx, char *line, size_t *len);
+char *ml_admin_error(int code, const char *error, const char *detail, size_t *len);
 
 /* listen.c: accept and greet */
 void ml_listener_start(struct ml_worker *w, struct ml_listener *l);
