@@ -6,6 +6,8 @@
  * second and a summary: lost, duplicated, resent, the longest stall.
  *
  * Usage: ml-demo [seconds]   (default 6)
+ * With $ML_ADMIN_SOCKET set, the client (node 2) serves its admin socket
+ * there: watch the paths with `mlctl status` while the demo runs.
  */
 #include "msglayer.h"
 
@@ -187,8 +189,11 @@ int main(int argc, char **argv)
 	ml_config_init(&cfg);
 	cfg.node_id = 2;
 	cfg.loop = loop;
+	cfg.admin_socket = getenv("ML_ADMIN_SOCKET"); /* for mlctl; NULL: none */
 	if (ml_ctx_create(&cfg, &client) || ml_peer_add(client, 1, urls, NPATHS, &peer))
 		return 1;
+	if (cfg.admin_socket)
+		printf("admin socket of node 2: %s (mlctl status)\n", cfg.admin_socket);
 
 	printf("msglayer demo: node 2 -> node 1 over %s and %s, %d requests in flight, "
 	       "0.5-64 KiB, every response verified\n", urls[0], urls[1], WINDOW);
