@@ -56,7 +56,7 @@ static void usage_error(const char *fmt, ...)
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
-	fputs(" (mlctl --help: usage)\n", stderr);
+	fputs(" (see mlctl --help)\n", stderr);
 	exit(EXIT_USAGE);
 }
 
