@@ -166,7 +166,8 @@ static char *cmd_status(struct ml_ctx *ctx, size_t *len)
 		peers = p;
 		n = ml_ctx_peers(ctx, peers, cap);
 	}
-	qsort(peers, n, sizeof(*peers), by_node);
+	if (n > 1) /* (qsort wants an array even for none) */
+		qsort(peers, n, sizeof(*peers), by_node);
 	struct ml_path_stats *ps = malloc(ML_MAX_PATHS * sizeof(*ps));
 	if (!ps) {
 		free(peers);
