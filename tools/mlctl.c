@@ -138,6 +138,15 @@ static int hex4(const char *s, unsigned *out)
 	return 0;
 }
 
+/* Control characters become '?': nothing the server echoes back from a
+ * request can drive the terminal. */
+static void printable(char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			*s = '?';
+}
+
 /* A string at p->s (at its opening quote) into a new NUL-terminated text. */
 static char *jstring(struct jparser *p)
 {
@@ -186,6 +195,7 @@ static char *jstring(struct jparser *p)
 	}
 	*o = 0;
 	p->s = end + 1;
+	printable(out); /* only ever shown on a terminal */
 	return out;
 }
 
@@ -586,7 +596,10 @@ int main(int argc, char **argv)
 	if (json) {
 		fputs(answer, stdout);
 	} else if (!parsed || !ok) {
-		fprintf(stderr, "mlctl: unreadable answer from %s: %.200s\n", socket_path, answer);
+		if (strlen(answer) > 200)
+			answer[200] = 0;
+		printable(answer);
+		fprintf(stderr, "mlctl: unreadable answer from %s: %s\n", socket_path, answer);
 	} else if (!success) {
 		const char *err = jstr(&a, "error"), *detail = jstr(&a, "detail");
 		fprintf(stderr, "mlctl: %s%s%s\n", err ? err : "failed", detail && *detail ? ": " : "",
