@@ -146,7 +146,9 @@ static void serve(struct ml_admin *a, int fd)
 		return;
 	}
 	if (resp) {
-		ml_log(a->ctx, ML_LOG_DEBUG, "admin socket: %.60s", resp);
+		int shown = (int)strcspn(resp, "\n"); /* one log line, no newline */
+		ml_log(a->ctx, ML_LOG_DEBUG, "admin socket answered: %.*s%s", shown < 120 ? shown : 120,
+		       resp, shown > 120 ? "..." : "");
 		write_all(a, fd, resp, rlen);
 		free(resp);
 	} else {
@@ -176,11 +178,13 @@ static void *admin_main(void *arg)
 			continue;
 		int fd = accept4(a->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
-			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+			/* Out of fds or memory (or worse): pause rather than spin. */
+			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+			    errno != ECONNABORTED) {
 				ml_log(a->ctx, ML_LOG_WARN, "admin socket: accept: %s", strerror(errno));
 				backoff = 1;
 			}
-			continue; /* EAGAIN, ECONNABORTED, EINTR, ... */
+			continue;
 		}
 		serve(a, fd);
 		close(fd);
