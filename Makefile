@@ -3,7 +3,7 @@
 #   make check           every test (installs missing Debian packages first)
 #   make check SANITIZE=address,undefined   same, built with sanitizers (build-san/...)
 #   make demo            the main job: a live failover demo
-#   make valgrind        unit tests and the session test under valgrind
+#   make valgrind        unit tests, session, requests and admin tests under valgrind
 #   make install PREFIX=/usr/local
 #   make deps            install the Debian packages the build needs
 
@@ -91,10 +91,11 @@ unit:
 integ:
 	@fail=0; for t in $(INTEG); do echo "== $$t"; $$t || fail=1; done; exit $$fail
 
-# Under valgrind's memcheck: the unit tests and the embedded-mode tests
-# (valgrind sees writes inside uninstrumented libev, which ASan does not; the
-# loopback load test runs under the sanitizers instead).
-VALGRIND_TESTS := $(UNIT) $(BUILD)/tests/test_session $(BUILD)/tests/test_requests
+# Under valgrind's memcheck: the unit tests, the embedded-mode tests and the
+# admin socket's (valgrind sees writes inside uninstrumented libev, which ASan
+# does not; the loopback load test runs under the sanitizers instead).
+VALGRIND_TESTS := $(UNIT) $(BUILD)/tests/test_session $(BUILD)/tests/test_requests \
+	$(BUILD)/tests/test_admin
 valgrind: deps
 	@$(MAKE) --no-print-directory $(VALGRIND_TESTS)
 	@fail=0; for t in $(VALGRIND_TESTS); do echo "== valgrind $$t"; \
