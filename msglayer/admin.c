@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -307,7 +308,14 @@ int ml_admin_open(struct ml_ctx *ctx, const char *path, struct ml_admin **out)
 	a->dev = st.st_dev;
 	a->ino = st.st_ino;
 	a->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (a->wake_fd < 0 || (errno = pthread_create(&a->thread, NULL, admin_main, a)) != 0) {
+	/* The thread takes no signals: they stay with the application's threads. */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	int err = a->wake_fd < 0 ? errno : pthread_create(&a->thread, NULL, admin_main, a);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (err) {
+		errno = err;
 		ml_log(ctx, ML_LOG_ERR, "admin socket %s: cannot start its thread: %s", path,
 		       strerror(errno));
 		unlink(path);
