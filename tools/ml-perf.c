@@ -24,7 +24,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/timerfd.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #define PERF_MAGIC 0x6d6c7066u /* "mlpf" */
@@ -331,14 +333,29 @@ static struct {
 	uint64_t *buckets; /* completions per 100 ms since t0 */
 	unsigned nbuckets;
 	uint64_t interval_completed;
-	ev_timer pace, tick, stop, drain_timer, room_retry;
+	int pace_fd;
+	ev_io pace;
+	ev_timer tick, stop, drain_timer, room_retry;
 } cl;
 
 static void issue_ready(void);
 
 static double now(void)
 {
-	return ev_time();
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* Pacing wakes on a timerfd: libev's own timers sleep in epoll_wait, whose
+ * millisecond resolution would add up to 1 ms of the tool's lateness to every
+ * paced request's latency. */
+static void pace_at(double t)
+{
+	struct itimerspec its = { { 0, 0 }, { (time_t)t, (long)((t - (double)(time_t)t) * 1e9) } };
+	if (its.it_value.tv_sec == 0 && its.it_value.tv_nsec == 0)
+		its.it_value.tv_nsec = 1; /* zero would disarm it */
+	timerfd_settime(cl.pace_fd, TFD_TIMER_ABSTIME, &its, NULL);
 }
 
 static void complete(struct slot *s, int status)
@@ -433,9 +450,7 @@ static void issue_ready(void)
 		if (cl.rate > 0) {
 			planned = cl.t0 + (double)cl.issued / cl.rate;
 			if (planned > t) {
-				ev_timer_stop(cl.loop, &cl.pace);
-				ev_timer_set(&cl.pace, planned - t, 0);
-				ev_timer_start(cl.loop, &cl.pace);
+				pace_at(planned);
 				return;
 			}
 		}
@@ -465,11 +480,13 @@ static void on_room_retry(struct ev_loop *l, ev_timer *w, int revents)
 	on_room(NULL, NULL);
 }
 
-static void on_pace(struct ev_loop *l, ev_timer *w, int revents)
+static void on_pace(struct ev_loop *l, ev_io *w, int revents)
 {
 	(void)l;
-	(void)w;
 	(void)revents;
+	uint64_t expirations;
+	if (read(w->fd, &expirations, sizeof(expirations)) < 0 && errno != EAGAIN)
+		return;
 	issue_ready();
 }
 
@@ -525,7 +542,7 @@ static void on_stop(struct ev_loop *l, ev_timer *w, int revents)
 	(void)revents;
 	cl.issuing = 0;
 	cl.t_end = now();
-	ev_timer_stop(l, &cl.pace);
+	ev_io_stop(l, &cl.pace);
 	ev_timer_stop(l, &cl.room_retry);
 	ev_timer_stop(l, &cl.tick);
 	if (!cl.inflight)
@@ -846,7 +863,13 @@ static int client_main(int argc, char **argv)
 		return 2;
 	}
 
-	ev_timer_init(&cl.pace, on_pace, 0, 0);
+	cl.pace_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (cl.pace_fd < 0) {
+		fprintf(stderr, "ml-perf: timerfd: %s\n", strerror(errno));
+		return 2;
+	}
+	ev_io_init(&cl.pace, on_pace, cl.pace_fd, EV_READ);
+	ev_io_start(cl.loop, &cl.pace);
 	ev_timer_init(&cl.room_retry, on_room_retry, 0.001, 0.001);
 	ev_timer_init(&cl.tick, on_tick, cl.interval, cl.interval);
 	ev_timer_init(&cl.stop, on_stop, cl.duration, 0);
@@ -874,6 +897,7 @@ static int client_main(int argc, char **argv)
 	ev_timer_stop(cl.loop, &cl.drain_timer);
 	ml_ctx_destroy(cl.ctx); /* completes what is left with ML_ECANCELED */
 	ev_loop_destroy(cl.loop);
+	close(cl.pace_fd);
 	free(cl.payload);
 	free(cl.slots);
 	free(cl.buckets);
