@@ -46,7 +46,7 @@ EXAMPLES := $(patsubst examples/%.c,$(BUILD)/bin/%,$(wildcard examples/*.c))
 UNIT := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 INTEG := $(patsubst tests/integ/%.c,$(BUILD)/tests/%,$(wildcard tests/integ/test_*.c))
 
-.PHONY: all deps check unit integ netns valgrind demo bench-failover install clean
+.PHONY: all deps check unit integ tooltests netns valgrind demo bench-failover install clean
 .DEFAULT_GOAL := all
 
 all: $(BUILD)/lib/libmsglayer.a $(BUILD)/lib/libmsglayer.so $(TOOLS) $(EXAMPLES)
@@ -85,13 +85,17 @@ $(BUILD)/tests/%: tests/integ/%.c $(wildcard tests/integ/*.h) $(BUILD)/lib/libms
 # Every test runs even when one fails; the target fails if any did.
 check: deps
 	@$(MAKE) --no-print-directory all $(UNIT) $(INTEG)
-	@$(MAKE) --no-print-directory unit integ netns
+	@$(MAKE) --no-print-directory unit integ tooltests netns
 
 unit:
 	@fail=0; for t in $(UNIT); do echo "== $$t"; $$t || fail=1; done; exit $$fail
 
 integ:
 	@fail=0; for t in $(INTEG); do echo "== $$t"; $$t || fail=1; done; exit $$fail
+
+# The tools end to end, over loopback.
+tooltests:
+	@fail=0; for t in $(wildcard tests/tools/*.sh); do BIN=$(BUILD)/bin $$t || fail=1; done; exit $$fail
 
 # Real network faults between namespaces (root; skips with a message otherwise).
 # Not under ThreadSanitizer: at a tenth of the speed the load it paces is not
