@@ -4,6 +4,7 @@
 #   make check SANITIZE=address,undefined   same, built with sanitizers (build-san/...)
 #   make demo            the main job: a live failover demo
 #   make valgrind        unit tests, session, requests and admin tests under valgrind
+#   make bench-failover  what a dead or slow link costs, between namespaces (root)
 #   make install PREFIX=/usr/local
 #   make deps            install the Debian packages the build needs
 
@@ -28,7 +29,8 @@ endif
 export UBSAN_OPTIONS ?= print_stacktrace=1
 
 PKGS := liburcu-bp liburcu-cds libisal
-DEPS_DEBIAN := gcc make pkg-config libev-dev liburcu-dev libisal-dev libcmocka-dev valgrind
+DEPS_DEBIAN := gcc make pkg-config libev-dev liburcu-dev libisal-dev libcmocka-dev valgrind \
+	iproute2 iptables jq
 
 CFLAGS := -std=gnu11 -g $(OPT) -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
 	-Wmissing-prototypes -Wno-missing-field-initializers -fPIC -D_GNU_SOURCE \
@@ -44,7 +46,7 @@ EXAMPLES := $(patsubst examples/%.c,$(BUILD)/bin/%,$(wildcard examples/*.c))
 UNIT := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 INTEG := $(patsubst tests/integ/%.c,$(BUILD)/tests/%,$(wildcard tests/integ/test_*.c))
 
-.PHONY: all deps check unit integ valgrind demo install clean
+.PHONY: all deps check unit integ tooltests netns valgrind demo bench-failover install clean
 .DEFAULT_GOAL := all
 
 all: $(BUILD)/lib/libmsglayer.a $(BUILD)/lib/libmsglayer.so $(TOOLS) $(EXAMPLES)
@@ -64,7 +66,7 @@ $(BUILD)/lib/libmsglayer.so: $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) -shared -Wl,-soname,libmsglayer.so.0 $(LDFLAGS) -o $@ $^ $(LIBS)
 
-$(BUILD)/bin/%: tools/%.c $(BUILD)/lib/libmsglayer.a
+$(BUILD)/bin/%: tools/%.c $(wildcard tools/*.h) $(BUILD)/lib/libmsglayer.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Imsglayer $(LDFLAGS) -o $@ $< $(BUILD)/lib/libmsglayer.a $(LIBS)
 
@@ -83,13 +85,31 @@ $(BUILD)/tests/%: tests/integ/%.c $(wildcard tests/integ/*.h) $(BUILD)/lib/libms
 # Every test runs even when one fails; the target fails if any did.
 check: deps
 	@$(MAKE) --no-print-directory all $(UNIT) $(INTEG)
-	@$(MAKE) --no-print-directory unit integ
+	@$(MAKE) --no-print-directory unit integ tooltests netns
 
 unit:
 	@fail=0; for t in $(UNIT); do echo "== $$t"; $$t || fail=1; done; exit $$fail
 
 integ:
 	@fail=0; for t in $(INTEG); do echo "== $$t"; $$t || fail=1; done; exit $$fail
+
+# The tools end to end, over loopback.
+tooltests:
+	@fail=0; for t in $(wildcard tests/tools/*.sh); do BIN=$(BUILD)/bin $$t || fail=1; done; exit $$fail
+
+# Real network faults between namespaces (root; skips with a message otherwise).
+# Not under ThreadSanitizer: at a tenth of the speed the load it paces is not
+# the load the scenarios assert on.
+netns:
+ifeq ($(findstring thread,$(SANITIZE)),)
+	@BIN=$(BUILD)/bin tests/netns/failover.sh
+else
+	@echo "SKIP tests/netns/failover.sh under ThreadSanitizer"
+endif
+
+bench-failover: deps
+	@$(MAKE) --no-print-directory all
+	BIN=$(BUILD)/bin tests/netns/bench-failover.sh
 
 # Under valgrind's memcheck: the unit tests, the embedded-mode tests and the
 # admin socket's (valgrind sees writes inside uninstrumented libev, which ASan

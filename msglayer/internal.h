@@ -107,6 +107,8 @@ struct ml_frag {
 	uint32_t offset, len;
 	uint8_t state;
 	ev_tstamp sent_at;         /* SENT: when it was written (failure evidence) */
+	ev_tstamp queued_at;       /* when a path took it (rate estimate) */
+	uint64_t ahead;            /* bytes on that path then, itself included */
 	struct ml_path *lost_on;   /* written on this path before it failed: a resend */
 	uint8_t hdr[ML_WIRE_HDR_LEN];
 };
@@ -195,9 +197,9 @@ struct ml_path {
 
 	/* estimates for the scheduler */
 	double srtt_s;
+	double rtt_min_s;              /* lowest heartbeat RTT lately: the path without queues */
+	unsigned rtt_min_age;          /* heartbeats since rtt_min_s was set */
 	double rate_bps;
-	uint64_t rate_acked_mark;
-	ev_tstamp rate_t0;
 
 	struct ml_path_stats st; /* url and counters; read by other threads */
 	pthread_mutex_t reason_lock; /* st.reason: written on transitions, read by stats */

@@ -21,7 +21,9 @@
 #define CONNECT_TIMEOUT_S 2.0
 #define RATE_INITIAL_BPS 1e9 /* optimistic until measured: every path gets work */
 #define RATE_FLOOR_BPS 1e6
-#define RATE_PERIOD_S 0.1    /* delivery-rate samples are taken this far apart */
+#define RATE_CEIL_BPS 1e10
+#define RATE_MIN_DRAIN_S 20e-6 /* below this, queue time is noise: caps a sample */
+#define RTT_MIN_WINDOW 1000    /* heartbeats (10 s) before the lowest RTT is forgotten */
 #define DROP_STALL_S 0.2     /* a lost segment costs a TCP stream one minimum RTO */
 
 static void on_read(struct ev_loop *loop, ev_io *io, int revents);
@@ -231,8 +233,6 @@ static void path_up(struct ml_path *path)
 	path->last_rx = now;
 	path->peer_beat_ns = path->peer->peer_beat_ns; /* caught up until it misses one */
 	path->last_beat = now;
-	path->rate_t0 = now;
-	path->rate_acked_mark = path->st.bytes_acked;
 	ML_STAT_ADD(path->st.connects, 1);
 	ev_timer_stop(loop, &path->timer);
 	ev_timer_again(loop, &path->heartbeat);
@@ -412,6 +412,8 @@ void ml_path_queue_frag(struct ml_path *path, struct ml_frag *f)
 	}
 	f->path = path;
 	f->state = ML_FRAG_QUEUED;
+	f->queued_at = ev_now(p->w->loop);
+	f->ahead = path->outstanding + f->len;
 	cds_list_add_tail(&f->link, &path->txq);
 	path->outstanding += f->len;
 	ML_STAT_ADD(path->st.inflight_frames, 1);
@@ -425,6 +427,26 @@ void ml_path_queue_frag(struct ml_path *path, struct ml_frag *f)
  * the rest is copied into tail. Without memory for that copy the stream
  * cannot go on, and the path fails. */
 static unsigned frame_iov(const struct ml_frag *f, size_t skip, struct iovec *iov, unsigned max);
+
+/* Delivery rate, from each acknowledged fragment: the bytes that were on the
+ * path when it was queued (itself included) drained in the time it took to be
+ * acknowledged, less the path's RTT without queues. Unlike bytes acked per
+ * second, this needs no saturation: a lightly used fast path is not mistaken
+ * for a slow one (its bytes drain at once), and a slow path shows its rate on
+ * the first fragment it carries, before it holds up a request's tail. */
+static void update_rate(struct ml_path *path, const struct ml_frag *f)
+{
+	double drain = ev_now(path->peer->w->loop) - f->queued_at - path->rtt_min_s;
+	if (drain < RATE_MIN_DRAIN_S)
+		drain = RATE_MIN_DRAIN_S;
+	double sample = (double)f->ahead / drain;
+	path->rate_bps = 0.875 * path->rate_bps + 0.125 * sample;
+	if (path->rate_bps < RATE_FLOOR_BPS)
+		path->rate_bps = RATE_FLOOR_BPS;
+	if (path->rate_bps > RATE_CEIL_BPS)
+		path->rate_bps = RATE_CEIL_BPS;
+	__atomic_store(&path->st.rate_bps, &path->rate_bps, __ATOMIC_RELAXED);
+}
 
 void ml_path_unqueue_frag(struct ml_path *path, struct ml_frag *f)
 {
@@ -449,6 +471,7 @@ void ml_path_unqueue_frag(struct ml_path *path, struct ml_frag *f)
 	if (f->state == ML_FRAG_SENT) {
 		ML_STAT_ADD(path->st.frames_acked, 1);
 		ML_STAT_ADD(path->st.bytes_acked, f->len);
+		update_rate(path, f);
 	}
 	cds_list_del(&f->link);
 	f->state = ML_FRAG_IDLE;
@@ -661,6 +684,10 @@ static void on_pong(struct ml_path *path, const struct ml_frame_hdr *h, const ui
 		return;
 	double rtt = (double)(now - sent) / 1e9;
 	path->srtt_s = path->srtt_s ? 0.875 * path->srtt_s + 0.125 * rtt : rtt;
+	if (!path->rtt_min_s || rtt < path->rtt_min_s || ++path->rtt_min_age > RTT_MIN_WINDOW) {
+		path->rtt_min_s = rtt;
+		path->rtt_min_age = 0;
+	}
 	double us = path->srtt_s * 1e6;
 	__atomic_store(&path->st.rtt_us, &us, __ATOMIC_RELAXED);
 }
@@ -877,23 +904,6 @@ static void on_timer(struct ev_loop *loop, ev_timer *t, int revents)
 		ml_path_start_connect(path);
 }
 
-/* Delivery rate: bytes acked per second while the path had work. */
-static void update_rate(struct ml_path *path, ev_tstamp now)
-{
-	double dt = now - path->rate_t0;
-	if (dt < RATE_PERIOD_S)
-		return;
-	uint64_t acked = path->st.bytes_acked;
-	if (path->outstanding > 0 && acked > path->rate_acked_mark) {
-		double sample = (double)(acked - path->rate_acked_mark) / dt;
-		path->rate_bps = 0.75 * path->rate_bps + 0.25 * sample;
-		if (path->rate_bps < RATE_FLOOR_BPS)
-			path->rate_bps = RATE_FLOOR_BPS;
-		__atomic_store(&path->st.rate_bps, &path->rate_bps, __ATOMIC_RELAXED);
-	}
-	path->rate_t0 = now;
-	path->rate_acked_mark = acked;
-}
 
 /* Frames written on the path but not yet acked go back to the session, to
  * be given to other paths: they were never written, so this is no resend. */
@@ -958,7 +968,6 @@ static void on_heartbeat(struct ev_loop *loop, ev_timer *t, int revents)
 	ev_tstamp now = ev_now(loop);
 	ml_put64(ts, mono_ns());
 	ml_path_send_ctrl(path, ML_FT_PING, ts, sizeof(ts));
-	update_rate(path, now);
 	/* A tick that comes late means our own loop was stuck: what looks like
 	 * silence may be unread input. Judge again at the next, timely tick. */
 	double late = now - path->last_beat;

@@ -533,17 +533,21 @@ static void send_ack(struct ml_peer *p)
 	uint8_t buf[16 + 16 * ML_WIRE_SACK_MAX];
 	struct ml_path *best = NULL;
 
-	/* Any path will do (rule 4); the least loaded working one answers
-	 * soonest. Without one, a suspect or probation path may still get the
-	 * ack through: it is all the peer may be waiting for. */
+	/* Any path will do (rule 4); the working one that delivers soonest,
+	 * by the scheduler's estimate (a slow path with little on it is still
+	 * slow). Without one, a suspect or probation path may still get the ack
+	 * through: it is all the peer may be waiting for. */
+	double best_t = 0;
 	for (unsigned i = 0; i < p->npaths; i++) {
 		struct ml_path *path = p->paths[i];
 		if (!path->greeted || path->fd < 0)
 			continue;
 		int up = path->state == ML_PATH_UP, best_up = best && best->state == ML_PATH_UP;
-		if (!best || (up && !best_up) ||
-		    (up == best_up && path->outstanding < best->outstanding))
+		double t = path->srtt_s / 2 + (double)path->outstanding / path->rate_bps;
+		if (!best || (up && !best_up) || (up == best_up && t < best_t)) {
 			best = path;
+			best_t = t;
+		}
 	}
 	if (!best)
 		return;
