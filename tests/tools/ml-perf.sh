@@ -19,7 +19,7 @@ expect() { jq -e "$1" "$2" >/dev/null || fail "$3 ($1; got $(jq -c "${4:-.}" "$2
 "$PERF" server --listen tcp://127.0.0.1:0 --listen tcp://127.0.0.2:0 --port-file "$WORK/ports" \
 	2>"$WORK/server.log" &
 SERVER=$!
-for (( i = 0; i < 1000 && ! -s "$WORK/ports"; i++ )); do sleep 0.01; done
+for (( i = 0; i < 1000; i++ )); do [ -s "$WORK/ports" ] && break; sleep 0.01; done
 [ -s "$WORK/ports" ] || { echo "FAIL: the server wrote no port file"; cat "$WORK/server.log"; exit 1; }
 URLS="tcp://127.0.0.1:$(sed -n 1p "$WORK/ports"),tcp://127.0.0.2:$(sed -n 2p "$WORK/ports")"
 
