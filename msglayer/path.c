@@ -148,6 +148,15 @@ static int rx_blocked(const struct ml_path *path)
 	return path->fault == ML_FAULT_BLACKHOLE || path->fault == ML_FAULT_BLACKHOLE_RX;
 }
 
+/* Input a fault holds back has not "arrived" yet: a blackhole keeps it in
+ * the kernel, DELAY and DROP hold what was read (marks) and what comes
+ * after it, and DELAY holds whatever is read next. */
+static int rx_held(const struct ml_path *path)
+{
+	return rx_blocked(path) || path->mark_count > 0 ||
+	       (path->fault == ML_FAULT_DELAY && path->fault_value > 0);
+}
+
 static int tx_blocked(const struct ml_path *path)
 {
 	return path->fault == ML_FAULT_BLACKHOLE || path->fault == ML_FAULT_BLACKHOLE_TX;
@@ -946,7 +955,7 @@ static void check_liveness(struct ml_path *path, ev_tstamp now)
 		/* Bytes waiting in the kernel mean our own loop is late, not the
 		 * path: count them as heard (unless a fault keeps them there). */
 		int pending = 0;
-		if (!rx_blocked(path) && ioctl(path->fd, FIONREAD, &pending) == 0 && pending > 0) {
+		if (!rx_held(path) && ioctl(path->fd, FIONREAD, &pending) == 0 && pending > 0) {
 			heard(path, now);
 			return;
 		}
