@@ -37,7 +37,8 @@ CFLAGS := -std=gnu11 -g $(OPT) -Wall -Wextra -Werror -Wshadow -Wstrict-prototype
 LDFLAGS := $(filter -fsanitize=%,$(OPT)) $(EXTRA_LDFLAGS)
 LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lev -lpthread -lm
 
-LIB_SRC := $(wildcard msglayer/*.c) $(wildcard transports/*.c) $(wildcard failover/*.c)
+LIB_SRC := $(wildcard msglayer/*.c) $(wildcard transports/*.c) $(wildcard failover/*.c) \
+	$(wildcard pubsub/*.c)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 TOOLS := $(patsubst tools/%.c,$(BUILD)/bin/%,$(wildcard tools/*.c))
 EXAMPLES := $(patsubst examples/%.c,$(BUILD)/bin/%,$(wildcard examples/*.c))
@@ -52,7 +53,10 @@ all: $(BUILD)/lib/libmsglayer.a $(BUILD)/lib/libmsglayer.so $(TOOLS) $(EXAMPLES)
 deps:
 	@./.ci/deps.sh $(DEPS_DEBIAN)
 
-$(BUILD)/obj/%.o: %.c $(wildcard msglayer/*.h transports/*.h failover/*.h) Makefile
+# pubsub/ sits on the public API: it includes msglayer.h like an application.
+$(BUILD)/obj/pubsub/%.o: CFLAGS += -Imsglayer
+
+$(BUILD)/obj/%.o: %.c $(wildcard msglayer/*.h transports/*.h failover/*.h pubsub/*.h) Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
@@ -74,7 +78,7 @@ $(BUILD)/bin/%: examples/%.c $(BUILD)/lib/libmsglayer.a
 
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/lib/libmsglayer.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Imsglayer $(LDFLAGS) -o $@ $< $(BUILD)/lib/libmsglayer.a $(LIBS) -lcmocka
+	$(CC) $(CFLAGS) -Imsglayer -Ipubsub $(LDFLAGS) -o $@ $< $(BUILD)/lib/libmsglayer.a $(LIBS) -lcmocka
 
 $(BUILD)/tests/%: tests/integ/%.c $(wildcard tests/integ/*.h) $(BUILD)/lib/libmsglayer.a
 	@mkdir -p $(dir $@)
