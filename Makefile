@@ -28,7 +28,8 @@ endif
 export UBSAN_OPTIONS ?= print_stacktrace=1
 
 PKGS := liburcu-bp liburcu-cds libisal
-DEPS_DEBIAN := gcc make pkg-config libev-dev liburcu-dev libisal-dev libcmocka-dev valgrind
+DEPS_DEBIAN := gcc make pkg-config libev-dev liburcu-dev libisal-dev libcmocka-dev valgrind \
+	corosync libcpg-dev libquorum-dev libcmap-dev libcorosync-common-dev iproute2
 
 CFLAGS := -std=gnu11 -g $(OPT) -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
 	-Wmissing-prototypes -Wno-missing-field-initializers -fPIC -D_GNU_SOURCE \
