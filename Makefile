@@ -36,7 +36,9 @@ CFLAGS := -std=gnu11 -g $(OPT) -Wall -Wextra -Werror -Wshadow -Wstrict-prototype
 	$(filter-out -I/usr/include%,$(shell pkg-config --cflags $(PKGS) 2>/dev/null)) \
 	$(EXTRA_CFLAGS)
 LDFLAGS := $(filter -fsanitize=%,$(OPT)) $(EXTRA_LDFLAGS)
-LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lev -lpthread -lm
+# Corosync: cs_strerror lives in libcorosync_common, which libcpg.pc does not pull in.
+COROSYNC_PKGS := libcpg libcorosync_common
+LIBS := $(shell pkg-config --libs $(PKGS) $(COROSYNC_PKGS) 2>/dev/null) -lev -lpthread -lm
 
 LIB_SRC := $(wildcard msglayer/*.c) $(wildcard transports/*.c) $(wildcard failover/*.c) \
 	$(wildcard pubsub/*.c)
@@ -111,7 +113,7 @@ demo: deps
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin
-	install -m 644 msglayer/msglayer.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 msglayer/msglayer.h pubsub/mlpubsub.h $(DESTDIR)$(PREFIX)/include/
 	install -m 644 $(BUILD)/lib/libmsglayer.a $(DESTDIR)$(PREFIX)/lib/
 	install -m 755 $(BUILD)/lib/libmsglayer.so $(DESTDIR)$(PREFIX)/lib/libmsglayer.so.0
 	ln -sf libmsglayer.so.0 $(DESTDIR)$(PREFIX)/lib/libmsglayer.so

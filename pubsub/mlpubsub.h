@@ -146,8 +146,9 @@ struct mlps_config {
 	 * resources are already removed and the subscribers told. */
 	void (*on_node_left)(void *arg, uint32_t node_id);
 	/* The connection to Corosync went down (up 0: status and text say why;
-	 * the view is emptied and reconnection starts) or came back (up 1:
-	 * joined again, our resources are being re-published). */
+	 * the view is emptied, with MLPS_R_DISCONNECTED removals, and
+	 * reconnection starts) or the group was joined (up 1: at start and
+	 * after every reconnection; our resources are being (re-)published). */
 	void (*on_corosync)(void *arg, int up, int status, const char *text);
 	void *cb_arg;
 	/* Log (level as msglayer's enum ml_log_level); default: stderr, warnings and errors. */
