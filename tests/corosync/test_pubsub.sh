@@ -15,7 +15,12 @@ CS_PREFIX=mlps$$
 CS_DIR=$(mktemp -d /tmp/mlps-test.XXXXXX)
 export CS_PREFIX CS_DIR
 cs=$here/cs.sh
-cleanup() { "$cs" down; rm -rf "$CS_DIR"; }
+cleanup() {
+	d0=$(date +%s%N)
+	"$cs" down
+	echo "corosync stopped and namespace removed in $(( ($(date +%s%N) - d0) / 1000000 )) ms"
+	rm -rf "$CS_DIR"
+}
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
