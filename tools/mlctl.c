@@ -436,21 +436,28 @@ static void print_peer(const struct jv *peer)
 		printf("  no paths\n");
 		return;
 	}
-	printf("  %2s  %-*s  %-10s  %8s  %6s  %8s  %6s  %10s  %-12s  %s\n", "#", urlw, "url", "state",
-	       "rtt", "sent", "inflight", "resent", "susp/flaps", "fault", "reason");
+	printf("  %2s  %-*s  %-10s  %8s  %8s  %6s  %8s  %6s  %10s  %-12s  %s\n", "#", urlw, "url",
+	       "state", "rtt", "silent", "sent", "inflight", "resent", "susp/flaps", "fault", "reason");
 	for (size_t i = 0; i < np; i++) {
 		const struct jv *p = &paths->items[i];
 		const char *url = jstr(p, "url"), *state = jstr(p, "state"), *fault = jstr(p, "fault");
 		const char *reason = jstr(p, "reason");
-		char rtt[32], share[16], sf[48];
+		char rtt[32], silent[32], share[16], sf[48];
 		fmt_rtt(rtt, sizeof(rtt), jnum(p, "rtt_us"));
+		/* silence means something on connected paths only */
+		if (state && (!strcmp(state, "up") || !strcmp(state, "suspect") ||
+			      !strcmp(state, "probation")))
+			snprintf(silent, sizeof(silent), "%s ms", jint(p, "silent_ms"));
+		else
+			snprintf(silent, sizeof(silent), "-");
 		if (total > 0)
 			snprintf(share, sizeof(share), "%.1f%%", 100 * jnum(p, "bytes_sent") / total);
 		else
 			snprintf(share, sizeof(share), "-");
 		snprintf(sf, sizeof(sf), "%s/%s", jint(p, "suspects"), jint(p, "flaps"));
-		printf("  %2s  %-*s  %-10s  %8s  %6s  %8s  %6s  %10s  %-12s  %s\n", jint(p, "index"), urlw,
-		       url ? url : "?", state ? state : "?", rtt, share, jint(p, "inflight_frames"),
+		printf("  %2s  %-*s  %-10s  %8s  %8s  %6s  %8s  %6s  %10s  %-12s  %s\n", jint(p, "index"),
+		       urlw, url ? url : "?", state ? state : "?", rtt, silent, share,
+		       jint(p, "inflight_frames"),
 		       jint(p, "frames_resent"), sf, fault ? fault : "-", reason ? reason : "");
 	}
 }
