@@ -163,7 +163,7 @@ struct ml_path {
 	unsigned failures;     /* consecutive failed connects (backoff) */
 	unsigned seed;
 	ev_tstamp last_rx;     /* when anything was last received */
-	int heard_since_up;    /* anything received since the handshake completed */
+	int beat_since_up;     /* a PING received since the handshake completed */
 	ev_tstamp last_beat;   /* when our heartbeat timer last ran (loop lag check) */
 	uint64_t peer_beat_ns; /* send time (peer's clock) of the newest PING received */
 	struct ml_flap flap;

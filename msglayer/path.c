@@ -240,7 +240,7 @@ static void path_up(struct ml_path *path)
 	path->greeted = 1;
 	path->failures = 0;
 	path->last_rx = now;
-	path->heard_since_up = 0;
+	path->beat_since_up = 0;
 	path->peer_beat_ns = path->peer->peer_beat_ns; /* caught up until it misses one */
 	path->last_beat = now;
 	ML_STAT_ADD(path->st.connects, 1);
@@ -711,6 +711,7 @@ static void on_peer_beat(struct ml_path *path, const struct ml_frame_hdr *h, con
 	uint64_t t = ml_get64(payload);
 	if (t > path->peer_beat_ns)
 		path->peer_beat_ns = t;
+	path->beat_since_up = 1;
 	if (t > path->peer->peer_beat_ns)
 		path->peer->peer_beat_ns = t;
 }
@@ -817,7 +818,6 @@ static void on_rx_release(struct ev_loop *loop, ev_timer *t, int revents)
 static void heard(struct ml_path *path, ev_tstamp now)
 {
 	path->last_rx = now;
-	path->heard_since_up = 1;
 	if (path->state == ML_PATH_SUSPECT) {
 		set_state(path, ML_PATH_UP, "heard again");
 		count_up(path, 1);
@@ -942,13 +942,15 @@ static void check_liveness(struct ml_path *path, ev_tstamp now)
 	struct ml_ctx *ctx = path->peer->ctx;
 	struct ml_detector_cfg dc = { ctx->cfg.heartbeat_interval_s, ctx->cfg.path_down_s,
 				      ctx->cfg.all_silent_down_s };
-	/* An accepted path is up once we sent our HELLO_ACK; the peer can beat
-	 * on it only after that reached it, a round trip later. Until it is
-	 * heard it cannot be "behind": its silence is judged by the long budget
+	/* "Behind" compares this path's newest heartbeat with the other paths';
+	 * before its first one that means nothing (the copy taken at path_up may
+	 * even be 0, before any heartbeat of the session). An accepted path is
+	 * up once we sent our HELLO_ACK, but the peer can beat on it only a
+	 * round trip later. Until then its silence is judged by the long budget
 	 * alone (it goes suspect, so no data waits on it meanwhile). */
 	struct ml_path_view v = {
 		.silent_s = now - path->last_rx,
-		.behind_s = path->heard_since_up
+		.behind_s = path->beat_since_up
 				    ? (double)(path->peer->peer_beat_ns - path->peer_beat_ns) / 1e9
 				    : 0,
 		.srtt_s = path->srtt_s,
