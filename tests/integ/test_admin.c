@@ -24,6 +24,8 @@
 #include <errno.h>
 #include <ev.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -284,6 +286,10 @@ static int load_stop;
 static unsigned long load_done, load_failed;
 static int load_outstanding;
 static const char payload[256] = "admin socket test";
+/* Signalled on every answer, so the test thread sleeps instead of spinning:
+ * under valgrind a spinning thread starves the worker (its lock is unfair). */
+static pthread_mutex_t load_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t load_cv = PTHREAD_COND_INITIALIZER;
 
 static void load_issue(void);
 
@@ -297,6 +303,9 @@ static void on_answer(void *arg, int status, const struct ml_msg *resp)
 	if (!__atomic_load_n(&load_stop, __ATOMIC_ACQUIRE))
 		load_issue(); /* keeps the window full; from the worker, no queue hop */
 	__atomic_fetch_sub(&load_outstanding, 1, __ATOMIC_RELEASE);
+	pthread_mutex_lock(&load_mu);
+	pthread_cond_broadcast(&load_cv);
+	pthread_mutex_unlock(&load_mu);
 }
 
 static void load_issue(void)
@@ -310,6 +319,37 @@ static void load_issue(void)
 static unsigned long done(void)
 {
 	return __atomic_load_n(&load_done, __ATOMIC_RELAXED);
+}
+
+static bool all_answered(unsigned long unused)
+{
+	(void)unused;
+	return __atomic_load_n(&load_outstanding, __ATOMIC_ACQUIRE) == 0;
+}
+
+static bool done_reaches(unsigned long n)
+{
+	return done() >= n;
+}
+
+/* Waits for an answer to make ok(n) true; false after timeout_s. */
+static bool load_wait(bool (*ok)(unsigned long), unsigned long n, double timeout_s)
+{
+	double deadline = now_s() + timeout_s;
+	pthread_mutex_lock(&load_mu);
+	while (!ok(n) && now_s() < deadline) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 50 * 1000 * 1000; /* re-checks the deadline */
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&load_cv, &load_mu, &ts);
+	}
+	bool reached = ok(n);
+	pthread_mutex_unlock(&load_mu);
+	return reached;
 }
 
 static void serve(void *arg, ml_peer *from, ml_request *req, const struct ml_msg *msg)
@@ -462,9 +502,7 @@ static void test_worker_mode(void)
 	/* 2. fault and clear, under load */
 	for (int i = 0; i < WINDOW; i++)
 		load_issue();
-	double deadline = now_s() + 10;
-	while (done() < 100)
-		CHECK(now_s() < deadline, "load does not start (%lu done)", done());
+	CHECK(load_wait(done_reaches, 100, 10), "load does not start (%lu done)", done());
 	a = ask(path, "fault 1 0 blackhole 0 0.3");
 	CHECK(has(a, "{\"ok\":true,\"node_id\":1,\"paths\":[0],\"fault\":\"blackhole\""),
 	      "fault: %s", a);
@@ -477,9 +515,8 @@ static void test_worker_mode(void)
 	 * the RTT, and the 0.3 s may be over first.) */
 	unsigned long before = done();
 	double t_fault = now_s();
-	while (done() < before + 2 * WINDOW)
-		CHECK(now_s() < t_fault + 5, "requests stopped with path 0 blackholed (%lu done)",
-		      done() - before);
+	CHECK(load_wait(done_reaches, before + 2 * WINDOW, 5),
+	      "requests stopped with path 0 blackholed (%lu done)", done() - before);
 	double progress_s = now_s() - t_fault;
 	sleep_s(0.1);
 	unsigned long during = done() - before;
@@ -508,9 +545,7 @@ static void test_worker_mode(void)
 	free(a);
 
 	__atomic_store_n(&load_stop, 1, __ATOMIC_RELEASE);
-	deadline = now_s() + 10;
-	while (__atomic_load_n(&load_outstanding, __ATOMIC_ACQUIRE) > 0)
-		CHECK(now_s() < deadline, "requests do not finish");
+	CHECK(load_wait(all_answered, 0, 10), "requests do not finish");
 	CHECK(__atomic_load_n(&load_failed, __ATOMIC_RELAXED) == 0, "%lu requests failed",
 	      load_failed);
 	ml_ctx_destroy(cli);
