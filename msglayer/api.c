@@ -2,6 +2,7 @@
 #include "internal.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -332,6 +333,21 @@ int ml_peer_add(ml_ctx *ctx, uint32_t node_id, const char *const *urls, unsigned
 	return 0;
 }
 
+int ml_peer_declare_down(ml_peer *peer, const char *why)
+{
+	if (!peer)
+		return ML_EINVAL;
+	struct ml_cmd_peer_down *cd = calloc(1, sizeof(*cd));
+	if (!cd)
+		return ML_ENOMEM;
+	cd->cmd.type = ML_CMD_PEER_DOWN;
+	cd->peer = peer;
+	snprintf(cd->why, sizeof(cd->why), "%s", why ? why : "no reason given");
+	/* Queued behind this thread's earlier sends, which it fails too. */
+	ml_worker_post(peer->w, &cd->cmd);
+	return 0;
+}
+
 uint32_t ml_peer_node_id(const ml_peer *peer)
 {
 	return peer ? peer->node_id : 0;
@@ -340,7 +356,7 @@ uint32_t ml_peer_node_id(const ml_peer *peer)
 /* The copies below go word by word over runs of uint64_t counters. */
 _Static_assert((sizeof(struct ml_peer_stats) - offsetof(struct ml_peer_stats, msgs_sent)) %
 			       sizeof(uint64_t) == 0 &&
-		       offsetof(struct ml_peer_stats, restarts) + sizeof(uint64_t) ==
+		       offsetof(struct ml_peer_stats, declared_down) + sizeof(uint64_t) ==
 			       sizeof(struct ml_peer_stats),
 	       "ml_peer_stats must end with its run of uint64_t counters");
 _Static_assert(offsetof(struct ml_path_stats, rtt_us) - offsetof(struct ml_path_stats, frames_sent) ==
@@ -370,8 +386,6 @@ int ml_peer_stats_get(ml_peer *p, struct ml_peer_stats *st, struct ml_path_stats
 			struct ml_path *path = __atomic_load_n(&p->paths[i], __ATOMIC_ACQUIRE);
 			const struct ml_path_stats *s = &path->st;
 			struct ml_path_stats *d = &paths[i];
-			memcpy(d->url, s->url, sizeof(d->url)); /* written before the path was published or on reconnect of an inbound path */
-			d->url[sizeof(d->url) - 1] = 0;
 			d->state = ML_STAT_GET(s->state);
 			d->outbound = s->outbound;
 			const uint64_t *a = &s->frames_sent;
@@ -382,7 +396,9 @@ int ml_peer_stats_get(ml_peer *p, struct ml_peer_stats *st, struct ml_path_stats
 				b[j] = __atomic_load_n(&a[j], __ATOMIC_RELAXED);
 			__atomic_load(&s->rtt_us, &d->rtt_us, __ATOMIC_RELAXED);
 			__atomic_load(&s->rate_bps, &d->rate_bps, __ATOMIC_RELAXED);
-			pthread_mutex_lock(&path->reason_lock);
+			pthread_mutex_lock(&path->reason_lock); /* an inbound path's url changes on reconnect */
+			memcpy(d->url, s->url, sizeof(d->url));
+			d->url[sizeof(d->url) - 1] = 0;
 			memcpy(d->reason, s->reason, sizeof(d->reason));
 			pthread_mutex_unlock(&path->reason_lock);
 		}

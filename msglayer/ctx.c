@@ -157,6 +157,14 @@ static void worker_stop(struct ml_worker *w)
 		ev_break(w->loop, EVBREAK_ALL);
 }
 
+static int has_outbound_path(const struct ml_peer *p, const char *url)
+{
+	for (unsigned i = 0; i < p->npaths; i++)
+		if (p->paths[i]->outbound && strcmp(p->paths[i]->ep.url, url) == 0)
+			return 1;
+	return 0;
+}
+
 static void run_cmd(struct ml_worker *w, struct ml_cmd *c)
 {
 	switch (c->type) {
@@ -168,7 +176,10 @@ static void run_cmd(struct ml_worker *w, struct ml_cmd *c)
 	case ML_CMD_ADD_PATHS: {
 		struct ml_cmd_paths *cp = caa_container_of(c, struct ml_cmd_paths, cmd);
 		for (unsigned i = 0; i < cp->n; i++) {
-			struct ml_path *path = ml_path_new(cp->peer, 1, cp->peer->n_outbound);
+			if (has_outbound_path(cp->peer, cp->eps[i].url))
+				continue; /* adding an endpoint twice is a no-op (discovery repeats them) */
+			struct ml_path *path =
+				ml_path_new(cp->peer, 1, cp->peer->n_outbound, cp->eps[i].url);
 			if (!path) {
 				ml_log(w->ctx, ML_LOG_ERR, "peer %u: cannot add path %s: too many paths",
 				       cp->peer->node_id, cp->eps[i].url);
@@ -177,7 +188,6 @@ static void run_cmd(struct ml_worker *w, struct ml_cmd *c)
 			cp->peer->n_outbound++;
 			path->ep = cp->eps[i];
 			path->ops = cp->eps[i].ops;
-			snprintf(path->st.url, sizeof(path->st.url), "%s", cp->eps[i].url);
 			ml_path_start_connect(path);
 		}
 		free(cp);
@@ -194,7 +204,7 @@ static void run_cmd(struct ml_worker *w, struct ml_cmd *c)
 		if (path && path->state != ML_PATH_CLOSED)
 			ml_path_fail(path, ML_ENOTCONN, "replaced by a new connection from the peer");
 		if (!path)
-			path = ml_path_new(p, 0, ca->hello.path_idx);
+			path = ml_path_new(p, 0, ca->hello.path_idx, ca->url);
 		if (!path) {
 			ml_log(w->ctx, ML_LOG_WARN, "peer %u: refusing inbound path: too many paths", p->node_id);
 			ca->ops->close(ca->fd);
@@ -219,6 +229,12 @@ static void run_cmd(struct ml_worker *w, struct ml_cmd *c)
 		struct ml_cmd_cancel *cc = caa_container_of(c, struct ml_cmd_cancel, cmd);
 		ml_cancel_by_tag(cc->peer, cc->tag);
 		free(cc);
+		break;
+	}
+	case ML_CMD_PEER_DOWN: {
+		struct ml_cmd_peer_down *cd = caa_container_of(c, struct ml_cmd_peer_down, cmd);
+		ml_peer_declared_down(cd->peer, cd->why);
+		free(cd);
 		break;
 	}
 	case ML_CMD_STOP:

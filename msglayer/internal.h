@@ -54,6 +54,7 @@ enum ml_cmd_type {
 	ML_CMD_LISTEN,     /* struct ml_listener */
 	ML_CMD_FAULT,      /* struct ml_cmd_fault */
 	ML_CMD_CANCEL,     /* struct ml_cmd_cancel */
+	ML_CMD_PEER_DOWN,  /* struct ml_cmd_peer_down */
 	ML_CMD_STOP,       /* struct ml_cmd (cancel everything, leave the loop) */
 };
 
@@ -89,6 +90,12 @@ struct ml_cmd_cancel {
 	struct ml_cmd cmd;
 	struct ml_peer *peer;
 	uint64_t tag;
+};
+
+struct ml_cmd_peer_down {
+	struct ml_cmd cmd;
+	struct ml_peer *peer;
+	char why[96];
 };
 
 /* ---- outgoing messages ---- */
@@ -231,6 +238,7 @@ struct ml_peer {
 	uint64_t my_inc;      /* our incarnation for this session (rule 6) */
 	uint64_t peer_inc;    /* 0 until the first handshake */
 	uint64_t session_id;  /* my_inc ^ peer_inc, in every frame header */
+	int ended_status;     /* why the last session ended: for answers given to it later */
 	uint32_t frag_size;   /* negotiated: min of both max_frag_payload */
 	uint32_t peer_window; /* peer's receive window (messages) */
 	uint32_t peer_max_msg;
@@ -353,6 +361,7 @@ void ml_peer_on_ack(struct ml_peer *p, const struct ml_ack *a);
 int ml_peer_on_data(struct ml_peer *p, struct ml_path *path, const struct ml_frame_hdr *h,
 		    const uint8_t *payload);
 void ml_peer_cancel_all(struct ml_peer *p, int status);
+void ml_peer_declared_down(struct ml_peer *p, const char *why);
 void ml_peer_complete(struct ml_peer *p, struct ml_msg_out *m, int status, const struct ml_msg *resp);
 struct ml_msg_out *ml_peer_await_take(struct ml_peer *p, uint64_t seq);
 double ml_mono_now(void);
@@ -365,7 +374,7 @@ int ml_cancel_arrived_early(struct ml_peer *p, uint64_t seq);
 void ml_msg_free(struct ml_msg_out *m);
 
 /* path.c: connections, framing, batching */
-struct ml_path *ml_path_new(struct ml_peer *p, int outbound, unsigned origin_idx);
+struct ml_path *ml_path_new(struct ml_peer *p, int outbound, unsigned origin_idx, const char *url);
 void ml_path_start_connect(struct ml_path *path);
 void ml_path_attach(struct ml_path *path, int fd, const struct ml_transport_ops *ops,
 		    const struct ml_hello *hello, const char *url);

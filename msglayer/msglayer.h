@@ -201,6 +201,17 @@ unsigned ml_listen_port(ml_ctx *ctx, unsigned n);
  * Errors: ML_EINVAL (bad URL, node 0 or our own id, too many paths). */
 int ml_peer_add(ml_ctx *ctx, uint32_t node_id, const char *const *urls, unsigned n_urls,
 		ml_peer **out);
+/* Declare the peer gone, as a membership service (Corosync) reports a node
+ * that left: instead of waiting for the session timeout, every message
+ * outstanding to it (sent or queued) completes with ML_EPEERDOWN, its
+ * paths close and reconnect with their backoff, and the session starts
+ * over, so a node that comes back gets a fresh one; answers still owed to it
+ * complete with ML_EPEERDOWN too. It acts on the peer's worker soon after
+ * this returns (called on that worker's thread, as in a callback or in
+ * embedded mode: when control is back in its loop); what is outstanding
+ * then fails, later sends go to the new session. why (may be NULL) goes
+ * into the log. Errors: ML_EINVAL, ML_ENOMEM. */
+int ml_peer_declare_down(ml_peer *peer, const char *why);
 /* Find a known peer (NULL if none). */
 ml_peer *ml_peer_find(ml_ctx *ctx, uint32_t node_id);
 /* Up to max known peers into out, in no particular order; returns how many
@@ -223,8 +234,9 @@ int ml_request_send(ml_peer *peer, uint64_t tag, const struct ml_buf *bufs, unsi
 
 /* Answer a request with the same tag. Call it exactly once per request (also
  * when the answer is empty), from any thread; it consumes req. cb (optional)
- * runs when the requester acknowledged the response, or with ML_EPEERRESTART
- * when the session the request came on has ended meanwhile.
+ * runs when the requester acknowledged the response, or with the status that
+ * ended the session the request came on, if it ended meanwhile
+ * (ML_EPEERRESTART, ML_EPEERDOWN, ML_ETIMEDOUT).
  * Errors: ML_EINVAL (req NULL or bad buffers), ML_ETOOBIG; on such an error
  * req is still consumed and an empty response is sent instead, so that the
  * requester never waits for nothing. Requests not answered when the context
@@ -309,7 +321,8 @@ struct ml_peer_stats {
 	uint64_t requests_pending;        /* requests waiting for a response */
 	uint64_t refused;                 /* sends refused with ML_EAGAIN */
 	uint64_t failed;                  /* sends completed with an error */
-	uint64_t restarts;                /* peer incarnation changes seen */
+	uint64_t restarts;                /* sessions ended: peer restarted, timeout, declared down */
+	uint64_t declared_down;           /* ml_peer_declare_down calls acted on */
 };
 
 /* Snapshot of a peer's counters and up to *npaths path entries (*npaths is

@@ -42,7 +42,7 @@ static uint64_t mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-struct ml_path *ml_path_new(struct ml_peer *p, int outbound, unsigned origin_idx)
+struct ml_path *ml_path_new(struct ml_peer *p, int outbound, unsigned origin_idx, const char *url)
 {
 	if (p->npaths >= ML_MAX_PATHS || (outbound && p->n_outbound >= ML_MAX_OUTBOUND))
 		return NULL;
@@ -73,6 +73,7 @@ struct ml_path *ml_path_new(struct ml_peer *p, int outbound, unsigned origin_idx
 	ev_timer_init(&path->fault_timer, on_fault_end, 0, 0);
 	ev_timer_init(&path->rx_release, on_rx_release, 0, 0);
 	path->st.outbound = outbound;
+	snprintf(path->st.url, sizeof(path->st.url), "%s", url);
 	pthread_mutex_init(&path->reason_lock, NULL);
 	/* Publish: stats readers on other threads load paths[i] for i < npaths. */
 	__atomic_store_n(&p->paths[path->idx], path, __ATOMIC_RELEASE);
@@ -287,7 +288,9 @@ void ml_path_attach(struct ml_path *path, int fd, const struct ml_transport_ops 
 	path->fd = fd;
 	path->ops = ops;
 	path->connected = 1;
+	pthread_mutex_lock(&path->reason_lock); /* stats readers copy it under the lock */
 	snprintf(path->st.url, sizeof(path->st.url), "%s", url);
+	pthread_mutex_unlock(&path->reason_lock);
 	start_io(path);
 	if (ml_peer_check_incarnation(path->peer, hello, path) != 0)
 		return; /* path failed inside */

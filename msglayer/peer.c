@@ -326,6 +326,7 @@ void ml_peer_cancel_all(struct ml_peer *p, int status)
 static void session_restart(struct ml_peer *p, struct ml_path *keep, int status)
 {
 	ML_STAT_ADD(p->st.restarts, 1);
+	p->ended_status = status;
 	fail_paths_except(p, keep, status, status == ML_EPEERRESTART ? "peer restarted" : "session reset");
 	fail_window(p, status);
 	fail_waiting_responses(p, status);
@@ -356,6 +357,20 @@ int ml_peer_check_incarnation(struct ml_peer *p, const struct ml_hello *h, struc
 	return 0;
 }
 
+/* We give the session up: everything outstanding, sent or still queued,
+ * completes with status, and the next handshake starts a new session. */
+static void session_abandon(struct ml_peer *p, int status)
+{
+	session_restart(p, NULL, status);
+	fail_waitq(p, status);
+	ev_timer_stop(p->w->loop, &p->session_timer);
+	/* The peer may still hold our old session; a new incarnation makes it
+	 * start over too instead of waiting for numbers we gave up on. */
+	p->my_inc = ml_random64();
+	p->peer_inc = 0;
+	p->session_id = 0;
+}
+
 static void on_session_timer(struct ev_loop *loop, ev_timer *t, int revents)
 {
 	struct ml_peer *p = caa_container_of(t, struct ml_peer, session_timer);
@@ -365,13 +380,20 @@ static void on_session_timer(struct ev_loop *loop, ev_timer *t, int revents)
 		return;
 	ml_log(p->ctx, ML_LOG_WARN, "peer %u: no path for %.1f s: failing outstanding sends",
 	       p->node_id, p->ctx->cfg.session_timeout_s);
-	session_restart(p, NULL, ML_ETIMEDOUT);
-	fail_waitq(p, ML_ETIMEDOUT);
-	/* The peer may still hold our old session; a new incarnation makes it
-	 * start over too instead of waiting for numbers we gave up on. */
-	p->my_inc = ml_random64();
-	p->peer_inc = 0;
-	p->session_id = 0;
+	session_abandon(p, ML_ETIMEDOUT);
+}
+
+/* A membership service said the node is gone (ml_peer_declare_down): no
+ * waiting for the session timeout. Paths reconnect with their backoff, so a
+ * node that comes back gets a fresh session. */
+void ml_peer_declared_down(struct ml_peer *p, const char *why)
+{
+	if (p->w->stopped)
+		return;
+	ml_log(p->ctx, ML_LOG_WARN, "peer %u declared down (%s): failing outstanding sends",
+	       p->node_id, why);
+	ML_STAT_ADD(p->st.declared_down, 1);
+	session_abandon(p, ML_EPEERDOWN);
 }
 
 static void arm_session_timer(struct ml_peer *p)
@@ -398,7 +420,7 @@ void ml_peer_submit(struct ml_peer *p, struct ml_msg_out *m)
 		m->req = NULL;
 		free(req);
 		if (stale) {
-			complete(p, m, ML_EPEERRESTART, NULL);
+			complete(p, m, p->ended_status ? p->ended_status : ML_EPEERRESTART, NULL);
 			return;
 		}
 	}

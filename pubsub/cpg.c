@@ -32,6 +32,7 @@
 #include "match.h"
 #include "record.h"
 #include "registry.h"
+#include "sessions.h"
 
 enum conn_state {
 	CONN_DOWN = 0,    /* no CPG handle; the timer reconnects */
@@ -263,8 +264,37 @@ static void deliver_cb(cpg_handle_t h, const struct cpg_name *group, uint32_t no
 	mlps_rec_free(rec);
 }
 
+/* The message layer learns of the failure first (every handle with a
+ * msg_ctx): outstanding requests to the publishers of node (pid 0: all its
+ * processes) fail with ML_EPEERDOWN instead of waiting for a timeout. */
+static void sessions_down(struct conn *c, uint32_t node, uint32_t pid, const char *what)
+{
+	uint32_t ml_nodes[64];
+	unsigned n = mlps_reg_ml_nodes(c->reg, node, pid, ml_nodes, 64);
+	if (!n)
+		return;
+	char why[96];
+	snprintf(why, sizeof(why), "Corosync: %s", what);
+	for (struct mlps *ps = c->handles; ps; ps = ps->next) {
+		int seen = 0; /* one declaration per context */
+		for (struct mlps *q = c->handles; q != ps && !seen; q = q->next)
+			seen = q->cfg.msg_ctx == ps->cfg.msg_ctx;
+		if (!seen)
+			mlps_sessions_down(ps->cfg.msg_ctx, ml_nodes, n, why);
+	}
+}
+
+static void view_hook(void *owner, int event, struct mlps_record *view)
+{
+	const struct mlps *ps = owner;
+	mlps_sessions_view(ps->cfg.msg_ctx, ps->cfg.connect_publishers, event, view);
+}
+
 static void node_left(struct conn *c, uint32_t node)
 {
+	char what[64];
+	snprintf(what, sizeof(what), "node %u left the membership", node);
+	sessions_down(c, node, 0, what);
 	mlps_reg_node_left(c->reg, node);
 	logc(c, ML_LOG_INFO, "node %u left the membership", node);
 	for (struct mlps *ps = c->handles, *n; ps; ps = n) {
@@ -290,6 +320,14 @@ static void confchg_cb(cpg_handle_t h, const struct cpg_name *group,
 			continue;
 		int reason = left[i].reason == CPG_REASON_NODEDOWN ? MLPS_R_NODE_LEFT
 								   : MLPS_R_PUBLISHER_LEFT;
+		/* A clean leave (mlps_destroy) is not a failure: its sessions stay. */
+		if (left[i].reason == CPG_REASON_NODEDOWN || left[i].reason == CPG_REASON_PROCDOWN) {
+			char what[64];
+			snprintf(what, sizeof(what), "process %u on node %u %s", left[i].pid,
+				 left[i].nodeid,
+				 left[i].reason == CPG_REASON_NODEDOWN ? "lost with its node" : "died");
+			sessions_down(c, left[i].nodeid, left[i].pid, what);
+		}
 		int n = mlps_reg_member_left(c->reg, left[i].nodeid, left[i].pid, reason);
 		logc(c, ML_LOG_INFO, "member %u/%u left (reason %u): %d resources removed",
 		     left[i].nodeid, left[i].pid, left[i].reason, n);
@@ -563,6 +601,7 @@ int mlps_create(struct ev_loop *loop, const struct mlps_config *cfg_in, mlps **o
 	c->pid = pid;
 	c->loop = loop;
 	c->reg = reg;
+	mlps_reg_set_view(reg, view_hook);
 	c->group.length = (uint32_t)glen;
 	memcpy(c->group.value, group, glen);
 	c->retry_min = ps->cfg.retry_min_s;
@@ -643,12 +682,14 @@ static struct own **own_find(mlps *ps, const char *name)
 	return pp;
 }
 
-static int check_in(struct mlps_rec_in *in, const char *name, const struct mlps_attr *attrs,
-		    unsigned n_attrs, const char *const *endpoints, unsigned n_endpoints)
+static int check_in(const mlps *ps, struct mlps_rec_in *in, const char *name,
+		    const struct mlps_attr *attrs, unsigned n_attrs, const char *const *endpoints,
+		    unsigned n_endpoints)
 {
 	if (mlps_rec_in_from_api(in, name, attrs, n_attrs, endpoints, n_endpoints) ||
 	    mlps_rec_in_check(in))
 		return ML_EINVAL;
+	in->ml_node_id = ps->cfg.msg_ctx ? ml_ctx_node_id(ps->cfg.msg_ctx) : 0;
 	return 0;
 }
 
@@ -662,7 +703,7 @@ int mlps_publish(mlps *ps, const char *name, const struct mlps_attr *attrs, unsi
 	struct mlps_rec_in *in = malloc(sizeof(*in));
 	if (!in)
 		return ML_ENOMEM;
-	int rc = check_in(in, name, attrs, n_attrs, endpoints, n_endpoints);
+	int rc = check_in(ps, in, name, attrs, n_attrs, endpoints, n_endpoints);
 	if (rc)
 		goto out;
 	if (*own_find(ps, name)) {
@@ -711,7 +752,7 @@ int mlps_update(mlps *ps, const char *name, const struct mlps_attr *attrs, unsig
 			keep[i] = w->rec->endpoints[i];
 		endpoints = keep;
 	}
-	int rc = check_in(in, name, attrs, n_attrs, endpoints, n_endpoints);
+	int rc = check_in(ps, in, name, attrs, n_attrs, endpoints, n_endpoints);
 	if (rc)
 		goto out;
 	in->version = ++ps->version;

@@ -122,6 +122,11 @@ struct mlps_record {
 	const struct mlps_attr *attrs;
 	unsigned n_endpoints;
 	const char *const *endpoints; /* "tcp://10.0.1.5:7400", ... */
+	uint32_t ml_node_id;    /* the publisher's message-layer node id (its
+	                           mlps_config.msg_ctx), 0 if it gave none */
+	struct ml_peer *peer;   /* our session to the publisher, in our msg_ctx:
+	                           opened for us with connect_publishers, else the
+	                           one that exists; NULL if none */
 };
 
 /* The attribute called name, or NULL. */
@@ -133,6 +138,7 @@ typedef struct mlps mlps;
 typedef struct mlps_sub mlps_sub;
 
 struct ev_loop;
+struct ml_ctx;
 
 struct mlps_config {
 	const char *group;       /* CPG group name (1..127 bytes); default "msglayer" */
@@ -141,6 +147,17 @@ struct mlps_config {
 	                            the background, with backoff */
 	double retry_min_s;      /* first retry / reconnect delay (0.01 s) */
 	double retry_max_s;      /* backoff cap (1 s) */
+
+	/* The message layer (optional). With msg_ctx set, our records carry its
+	 * node id, and the sessions in it to publishers whose node or process
+	 * fails (Corosync: node down, process down; not a clean leave) are
+	 * declared down (ml_peer_declare_down: their outstanding requests fail
+	 * with ML_EPEERDOWN at once). */
+	struct ml_ctx *msg_ctx;
+	/* With msg_ctx: before a subscriber of this handle sees a record added
+	 * or changed, a session to its publisher is opened (or extended) over
+	 * the record's endpoints (ml_peer_add), and rec->peer is it. */
+	int connect_publishers;
 
 	/* A node left the membership (Corosync saw it fail or stop): its
 	 * resources are already removed and the subscribers told. */

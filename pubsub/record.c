@@ -250,6 +250,7 @@ struct mlps_record *mlps_rec_build(const struct mlps_rec_in *in)
 	COPY_STR(r->name, in->name, in->name_len);
 	r->node_id = in->node_id;
 	r->pid = in->pid;
+	r->ml_node_id = in->ml_node_id;
 	r->incarnation = in->incarnation;
 	r->version = in->version;
 	r->n_attrs = in->n_attrs;
@@ -289,6 +290,7 @@ void mlps_rec_in_from_rec(struct mlps_rec_in *in, const struct mlps_record *rec)
 	in->name_len = strlen(rec->name);
 	in->node_id = rec->node_id;
 	in->pid = rec->pid;
+	in->ml_node_id = rec->ml_node_id;
 	in->incarnation = rec->incarnation;
 	in->version = rec->version;
 	in->n_attrs = rec->n_attrs;
@@ -440,6 +442,8 @@ static void body(struct wbuf *w, int type, const struct mlps_record *r)
 	tlv_u64(w, MLPS_TLV_VERSION, r->version);
 	if (type != MLPS_MSG_PUBLISH)
 		return;
+	if (r->ml_node_id)
+		tlv_u32(w, MLPS_TLV_ML_NODE, r->ml_node_id);
 	for (unsigned i = 0; i < r->n_attrs; i++) {
 		const struct mlps_attr *a = &r->attrs[i];
 		uint8_t head[2 + MLPS_ATTR_NAME_MAX + 8];
@@ -572,6 +576,7 @@ int mlps_msg_decode(const void *buf, size_t len, int *type, struct mlps_record *
 		case MLPS_TLV_NODE:
 		case MLPS_TLV_INCARNATION:
 		case MLPS_TLV_VERSION:
+		case MLPS_TLV_ML_NODE:
 			if (seen & bit) {
 				rc = MLPS_DE_TLV_DUP;
 				goto out;
@@ -590,6 +595,14 @@ int mlps_msg_decode(const void *buf, size_t len, int *type, struct mlps_record *
 				goto out;
 			}
 			in->node_id = get32(v);
+			break;
+		case MLPS_TLV_ML_NODE:
+			if (tl != 4) {
+				rc = MLPS_DE_TLV_LEN;
+				goto out;
+			}
+			if (t == MLPS_MSG_PUBLISH)
+				in->ml_node_id = get32(v);
 			break;
 		case MLPS_TLV_INCARNATION:
 		case MLPS_TLV_VERSION:

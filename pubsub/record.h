@@ -35,6 +35,7 @@ enum mlps_tlv_type {
 	MLPS_TLV_VERSION = 4,     /* u64 publisher's version counter */
 	MLPS_TLV_ATTR = 5,        /* u8 type, u8 name_len, name, value */
 	MLPS_TLV_ENDPOINT = 6,    /* endpoint URL bytes */
+	MLPS_TLV_ML_NODE = 7,     /* u32 publisher's message-layer node id (PUBLISH; optional) */
 };
 
 /* Decode and validation errors (negative); mlps_decode_strerror() texts. */
@@ -77,7 +78,7 @@ struct mlps_attr_in {
 struct mlps_rec_in {
 	const char *name;
 	size_t name_len;
-	uint32_t node_id, pid;
+	uint32_t node_id, pid, ml_node_id;
 	uint64_t incarnation, version;
 	unsigned n_attrs, n_endpoints; /* before the arrays: zeroing up to attrs clears them */
 	struct mlps_attr_in attrs[MLPS_ATTRS_MAX];

@@ -30,6 +30,7 @@ struct mlps_reg {
 	unsigned count;
 	struct entry *head, *tail;
 	struct mlps_sub *subs, *subs_tail;
+	mlps_reg_view_fn view;
 	uint64_t seq;  /* number of the last event */
 	int depth;     /* callbacks running */
 	int has_dead;
@@ -156,6 +157,23 @@ static void sweep(struct mlps_reg *reg)
 	reg->has_dead = 0;
 }
 
+/* One callback, through the view hook when there is one. */
+static void deliver(struct mlps_reg *reg, struct mlps_sub *s, int event, int reason,
+		    const struct mlps_record *rec, const struct mlps_record *old)
+{
+	if (!reg->view) {
+		s->cb(s->arg, s, event, reason, rec, old);
+		return;
+	}
+	struct mlps_record v = *rec, o;
+	reg->view(s->owner, event, &v);
+	if (old) {
+		o = *old;
+		o.peer = v.peer;
+	}
+	s->cb(s->arg, s, event, reason, &v, old ? &o : NULL);
+}
+
 /* Tell every subscription that existed before this event. old: the record
  * before (NULL if new); now: after (NULL if removed, then reason says why). */
 static void notify(struct mlps_reg *reg, const struct mlps_record *old, const struct mlps_record *now,
@@ -168,14 +186,14 @@ static void notify(struct mlps_reg *reg, const struct mlps_record *old, const st
 			continue;
 		int om = old && sub_matches(s, old), nm = now && sub_matches(s, now);
 		if (om && nm)
-			s->cb(s->arg, s, MLPS_CHANGED, MLPS_R_UPDATED, now, old);
+			deliver(reg, s, MLPS_CHANGED, MLPS_R_UPDATED, now, old);
 		else if (nm)
-			s->cb(s->arg, s, MLPS_ADDED, old ? MLPS_R_NOW_MATCHES : MLPS_R_PUBLISHED, now,
-			      NULL);
+			deliver(reg, s, MLPS_ADDED, old ? MLPS_R_NOW_MATCHES : MLPS_R_PUBLISHED, now,
+				NULL);
 		else if (om && now)
-			s->cb(s->arg, s, MLPS_REMOVED, MLPS_R_NO_LONGER_MATCHES, now, old);
+			deliver(reg, s, MLPS_REMOVED, MLPS_R_NO_LONGER_MATCHES, now, old);
 		else if (om)
-			s->cb(s->arg, s, MLPS_REMOVED, reason, old, NULL);
+			deliver(reg, s, MLPS_REMOVED, reason, old, NULL);
 	}
 	reg->depth--;
 	sweep(reg);
@@ -284,6 +302,28 @@ int mlps_reg_clear(struct mlps_reg *reg, int reason)
 	return remove_where(reg, BY_ALL, 0, 0, 0, reason);
 }
 
+unsigned mlps_reg_ml_nodes(const struct mlps_reg *reg, uint32_t node_id, uint32_t pid,
+			   uint32_t *out, unsigned max)
+{
+	unsigned n = 0;
+	for (const struct entry *e = reg->head; e && n < max; e = e->next) {
+		const struct mlps_record *r = e->rec;
+		if (r->node_id != node_id || (pid && r->pid != pid) || !r->ml_node_id)
+			continue;
+		unsigned i = 0;
+		while (i < n && out[i] != r->ml_node_id)
+			i++;
+		if (i == n)
+			out[n++] = r->ml_node_id;
+	}
+	return n;
+}
+
+void mlps_reg_set_view(struct mlps_reg *reg, mlps_reg_view_fn fn)
+{
+	reg->view = fn;
+}
+
 int mlps_reg_subscribe(struct mlps_reg *reg, const struct mlps_pattern *pattern,
 		       const struct mlps_filter *filter, mlps_event_cb cb, void *arg, void *owner,
 		       mlps_sub **out)
@@ -310,7 +350,7 @@ int mlps_reg_subscribe(struct mlps_reg *reg, const struct mlps_pattern *pattern,
 	reg->depth++;
 	for (struct entry *e = reg->head; e && !s->dead; e = e->next)
 		if (sub_matches(s, e->rec))
-			cb(arg, s, MLPS_ADDED, MLPS_R_SNAPSHOT, e->rec, NULL);
+			deliver(reg, s, MLPS_ADDED, MLPS_R_SNAPSHOT, e->rec, NULL);
 	reg->depth--;
 	sweep(reg);
 	return 0;

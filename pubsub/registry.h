@@ -38,6 +38,17 @@ int mlps_reg_bye(struct mlps_reg *reg, uint32_t node_id, uint32_t pid, uint64_t 
 int mlps_reg_member_left(struct mlps_reg *reg, uint32_t node_id, uint32_t pid, int reason);
 int mlps_reg_node_left(struct mlps_reg *reg, uint32_t node_id);
 int mlps_reg_clear(struct mlps_reg *reg, int reason);
+/* The distinct message-layer node ids (non-zero) in the records of node_id
+ * (pid 0: of any of its processes), up to max into out; returns how many
+ * were written. */
+unsigned mlps_reg_ml_nodes(const struct mlps_reg *reg, uint32_t node_id, uint32_t pid,
+			   uint32_t *out, unsigned max);
+
+/* Called on a copy of each record before a subscriber's callback gets it
+ * (owner: the subscription's), to fill in what depends on the subscriber
+ * (rec->peer). May not change the view. */
+typedef void (*mlps_reg_view_fn)(void *owner, int event, struct mlps_record *view);
+void mlps_reg_set_view(struct mlps_reg *reg, mlps_reg_view_fn fn);
 
 /* Subscribe with a parsed pattern and filter (copied). *out is set, then the
  * snapshot (every match, MLPS_ADDED/MLPS_R_SNAPSHOT) is delivered, then the

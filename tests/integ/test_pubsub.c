@@ -6,7 +6,10 @@
  * it prints SKIP. In one process, on one libev loop, a publisher handle and
  * a subscriber handle: publish, snapshot, update, withdraw, late subscriber,
  * filters, destroying the publisher; publisher child processes that exit
- * cleanly or are killed (CPG leave); then Corosync is stopped (error
+ * cleanly or are killed (CPG leave); a backend child with a message-layer
+ * context, to which a subscriber opens a session from the record
+ * (connect_publishers), killed with requests outstanding: each fails with
+ * ML_EPEERDOWN at once; then Corosync is stopped (error
  * reported, view emptied, "Corosync not running" at create) and started
  * again (reconnect and re-publish). Prints the latencies it measures.
  */
@@ -204,17 +207,169 @@ static int child_main(const char *name)
 	return 0;
 }
 
+/* A backend: a message-layer context that takes requests and never
+ * answers, published with its endpoint and node id (msg_ctx). */
+#define BACKEND_NODE 20
+#define FRONTEND_NODE 10
+
+static void backend_hold(void *arg, ml_peer *from, ml_request *req, const struct ml_msg *msg)
+{
+	(void)arg;
+	(void)from;
+	(void)req; /* held until the process dies */
+	(void)msg;
+}
+
+static int backend_main(const char *name)
+{
+	struct ev_loop *l = ev_default_loop(0);
+	struct ml_config mc;
+	ml_config_init(&mc);
+	mc.node_id = BACKEND_NODE;
+	mc.on_request = backend_hold;
+	ml_ctx *ctx;
+	if (ml_ctx_create(&mc, &ctx) || ml_listen(ctx, "tcp://127.0.0.1:0")) {
+		fprintf(stderr, "backend: no message-layer context\n");
+		return 1;
+	}
+	char url[64];
+	snprintf(url, sizeof(url), "tcp://127.0.0.1:%u", ml_listen_port(ctx, 0));
+	const char *eps[] = { url };
+	struct mlps_config cfg;
+	mlps_config_init(&cfg);
+	cfg.msg_ctx = ctx;
+	mlps *ps;
+	if (mlps_create(l, &cfg, &ps) || mlps_publish(ps, name, NULL, 0, eps, 1)) {
+		fprintf(stderr, "backend: %s\n", mlps_last_error());
+		return 1;
+	}
+	ev_run(l, 0); /* until killed */
+	return 0;
+}
+
 static const char *self_path = "/proc/self/exe";
 
-static pid_t spawn_child(const char *name)
+static pid_t spawn_child_as(const char *role, const char *name)
 {
 	pid_t pid = fork();
 	CHECK(pid >= 0, "fork");
 	if (pid == 0) {
-		execl(self_path, "test_pubsub", "--child", name, (char *)NULL);
+		execl(self_path, "test_pubsub", role, name, (char *)NULL);
 		_exit(127);
 	}
 	return pid;
+}
+
+static pid_t spawn_child(const char *name)
+{
+	return spawn_child_as("--child", name);
+}
+
+/* ---- a frontend: sessions from discovery, ML_EPEERDOWN on failure --------------- */
+
+struct frontend {
+	ml_peer *peer;       /* from the record (connect_publishers) */
+	uint32_t ml_node;
+	unsigned endpoints;
+	int removed;
+	int done, peerdown, other;
+	double last_done_at;
+};
+
+static void frontend_event(void *arg, mlps_sub *sub, int event, int reason,
+			   const struct mlps_record *rec, const struct mlps_record *old)
+{
+	(void)sub;
+	(void)reason;
+	(void)old;
+	struct frontend *f = arg;
+	if (event == MLPS_ADDED) {
+		f->peer = rec->peer;
+		f->ml_node = rec->ml_node_id;
+		f->endpoints = rec->n_endpoints;
+	} else if (event == MLPS_REMOVED) {
+		f->removed++;
+	}
+}
+
+static void frontend_answer(void *arg, int status, const struct ml_msg *resp)
+{
+	(void)resp;
+	struct frontend *f = arg;
+	f->done++;
+	if (status == ML_EPEERDOWN)
+		f->peerdown++;
+	else
+		f->other++;
+	f->last_done_at = now();
+}
+
+static int frontend_has_peer(void *arg)
+{
+	return ((struct frontend *)arg)->peer != NULL;
+}
+
+#define FRONTEND_REQS 5
+
+static int requests_held(void *arg)
+{
+	struct frontend *f = arg;
+	struct ml_peer_stats st;
+	return ml_peer_stats_get(f->peer, &st, NULL, NULL) == 0 &&
+	       st.requests_pending == FRONTEND_REQS && st.inflight_msgs == 0;
+}
+
+static int frontend_all_done(void *arg)
+{
+	return ((struct frontend *)arg)->done == FRONTEND_REQS;
+}
+
+/* Returns the time from kill -9 to the last ML_EPEERDOWN. */
+static double test_frontend_peerdown(void)
+{
+	struct ml_config mc;
+	ml_config_init(&mc);
+	mc.node_id = FRONTEND_NODE;
+	mc.loop = loop; /* embedded: callbacks on this thread */
+	ml_ctx *cli;
+	CHECK(ml_ctx_create(&mc, &cli) == ML_OK, "frontend context");
+	struct mlps_config cfg;
+	mlps_config_init(&cfg);
+	cfg.msg_ctx = cli;
+	cfg.connect_publishers = 1;
+	mlps *fh;
+	CHECK(mlps_create(loop, &cfg, &fh) == 0, "frontend handle: %s", mlps_last_error());
+	struct frontend f = { 0 };
+	mlps_sub *fs;
+	CHECK(mlps_subscribe(fh, "backend/", NULL, frontend_event, &f, &fs) == 0, "subscribe");
+	pid_t b = spawn_child_as("--backend", "backend/vol0");
+	wait_until(frontend_has_peer, &f, 10, "the backend's record, with a session");
+	CHECK(f.ml_node == BACKEND_NODE && ml_peer_node_id(f.peer) == BACKEND_NODE &&
+	      f.endpoints == 1, "record: ml node %u, peer node %u, %u endpoints", f.ml_node,
+	      ml_peer_node_id(f.peer), f.endpoints);
+	for (int i = 0; i < FRONTEND_REQS; i++) {
+		struct ml_buf buf = ml_buf_plain("read", 4);
+		CHECK(ml_request_send(f.peer, (uint64_t)i, &buf, 1, ML_SEND_COPY, frontend_answer, &f) ==
+			      ML_OK, "request");
+	}
+	wait_until(requests_held, &f, 10, "the backend holds every request");
+	double t_kill = now();
+	kill(b, SIGKILL);
+	wait_until(frontend_all_done, &f, 10, "every request completes after the backend died");
+	double took = f.last_done_at - t_kill;
+	CHECK(f.peerdown == FRONTEND_REQS && f.other == 0, "%d of %d requests ML_EPEERDOWN, %d other",
+	      f.peerdown, FRONTEND_REQS, f.other);
+	struct ml_peer_stats st;
+	CHECK(ml_peer_stats_get(f.peer, &st, NULL, NULL) == 0 && st.declared_down == 1,
+	      "declared_down %llu", (unsigned long long)st.declared_down);
+	CHECK(f.removed == 1, "the record was removed: %d", f.removed);
+	int ws;
+	waitpid(b, &ws, 0);
+	mlps_destroy(fh);
+	ml_ctx_destroy(cli);
+	printf("frontend: %d requests held by a backend killed with -9 -> ML_EPEERDOWN in %.1f ms "
+	       "(without discovery: the session timeout, 30 s)\n", FRONTEND_REQS, took * 1e3);
+	return took;
 }
 
 static int run_cs(const char *args)
@@ -230,6 +385,8 @@ int main(int argc, char **argv)
 {
 	if (argc == 3 && !strcmp(argv[1], "--child"))
 		return child_main(argv[2]);
+	if (argc == 3 && !strcmp(argv[1], "--backend"))
+		return backend_main(argv[2]);
 	if (!getenv("MLPS_TEST_CS")) {
 		printf("SKIP test_pubsub: needs a private Corosync: run tests/corosync/test_pubsub.sh\n");
 		return 0;
@@ -371,6 +528,9 @@ int main(int argc, char **argv)
 	double lat_kill = s1.ev[13].at - t_kill;
 	waitpid(c2, &st, 0);
 
+	/* 8b. sessions from discovery, failed by it */
+	double lat_peerdown = test_frontend_peerdown();
+
 	/* 9. the subscriber handle publishes too: re-published after reconnect */
 	CHECK(mlps_publish(subh, "block/mine", asmall, 2, eps, 1) == 0, "publish mine");
 	wait_events(&s1, 15, "mine added");
@@ -415,6 +575,8 @@ int main(int argc, char **argv)
 	printf("RESULT publish->subscriber callback %.2f ms, update %.2f ms, handle destroy->removed "
 	       "%.2f ms, child exit->removed %.2f ms, child kill -9->removed %.2f ms\n",
 	       lat_pub * 1e3, lat_upd * 1e3, lat_destroy * 1e3, lat_leave * 1e3, lat_kill * 1e3);
+	printf("RESULT backend kill -9 -> outstanding requests ML_EPEERDOWN %.2f ms\n",
+	       lat_peerdown * 1e3);
 	printf("RESULT corosync SIGTERM->on_corosync(down) %.1f ms, corosync start->rejoined %.0f ms\n",
 	       lat_down * 1e3, lat_up * 1e3);
 

@@ -21,6 +21,8 @@
  *   7. respond_from_other_thread: ml_respond from a non-worker thread
  *   8. requester_restart (rule 6): answers to requests of a client that
  *      restarted fail with ML_EPEERRESTART and never reach its new incarnation
+ *   9. declared_down: ml_peer_declare_down fails what is outstanding (sent and
+ *      queued, and answers still owed) with ML_EPEERDOWN at once; the next send works
  *
  * The test uses the internal codec (wire.h) only to forge and read raw frames
  * in scenario 6; everything else goes through msglayer.h.
@@ -1476,6 +1478,119 @@ static void test_requester_restart(void)
 	printf("  requester_restart: answers to the old session fail with ML_EPEERRESTART, new request answered\n");
 }
 
+/* ======================================================================
+ * 9. declared_down
+ *
+ * msglayer.h: ml_peer_declare_down fails every message outstanding to the
+ * peer, sent or queued, with ML_EPEERDOWN without waiting for the session
+ * timeout, and answers still owed to it; the session starts over, and the
+ * next request is answered. Both sides of it: the requester declares the server down (two
+ * requests held by the server, one queued behind the in-flight limit), then
+ * the server declares the requester down while it holds a request.
+ * ====================================================================== */
+
+static int was_declared_down(const void *arg)
+{
+	return stats((ml_peer *)arg).declared_down > 0;
+}
+
+static void test_declared_down(void)
+{
+	struct ev_loop *loop = ev_loop_new(0);
+	struct restart_srv s = { .answer = 0 };
+	struct ml_config c;
+
+	cfg_base(&c, SRV_NODE, loop);
+	c.on_request = r_serve;
+	c.cb_arg = &s;
+	ml_ctx *srv = ctx_create(&c);
+	unsigned port = listen_on(srv, 0, 0);
+	cfg_base(&c, CLI_NODE, loop);
+	c.max_inflight_bytes = 2 * 4096; /* two 4 KiB requests: the third waits in the queue */
+	ml_ctx *cli = ctx_create(&c);
+	ml_peer *peer = add_peer(cli, SRV_NODE, port);
+
+	/* The requester's side. */
+	struct outcome held[3];
+	memset(held, 0, sizeof(held));
+	static char big[4096] = "held";
+	for (int i = 0; i < 3; i++) {
+		struct ml_buf b = ml_buf_plain(big, sizeof(big));
+		int rc = ml_request_send(peer, 90 + (uint64_t)i, &b, 1, ML_SEND_COPY, record, &held[i]);
+		CHECK(rc == ML_OK, "request %d: %s", i, ml_strerror(rc));
+	}
+	step = "declared_down: the server holds 2 requests";
+	run_until_n(loop, &s.received, 2, WAIT_S);
+	struct ml_peer_stats st = stats(peer);
+	CHECK(st.inflight_msgs == 2 && st.queued_msgs == 1, "in flight %llu, queued %llu, want 2 and 1",
+	      U(st.inflight_msgs), U(st.queued_msgs));
+	CHECK(ml_peer_declare_down(NULL, "x") == ML_EINVAL, "declare_down(NULL)");
+	CHECK(ml_peer_declare_down(peer, "server node left the membership") == ML_OK, "declare_down");
+	step = "declared_down: the requester's outstanding requests fail";
+	for (int i = 0; i < 3; i++)
+		run_until(loop, &held[i].done, WAIT_S);
+	for (int i = 0; i < 3; i++)
+		CHECK(held[i].calls == 1 && held[i].status == ML_EPEERDOWN && !held[i].had_resp,
+		      "request %d (%s): %s, %d calls, want ML_EPEERDOWN once", i,
+		      i < 2 ? "in flight" : "queued", ml_strerror(held[i].status), held[i].calls);
+	s.answer = 1;
+	struct outcome after;
+	memset(&after, 0, sizeof(after));
+	struct ml_buf ab = ml_buf_plain("after", 5);
+	int rc = ml_request_send(peer, 99, &ab, 1, ML_SEND_COPY, record, &after);
+	CHECK(rc == ML_OK, "request after declare_down: %s", ml_strerror(rc));
+	step = "declared_down: a request sent after the call is answered";
+	run_until(loop, &after.done, WAIT_S);
+	CHECK(after.status == ML_OK && !strcmp(after.text, "after"), "request after: %s, \"%s\"",
+	      ml_strerror(after.status), after.text);
+	st = stats(peer);
+	CHECK(st.declared_down == 1 && st.failed == 3 && st.inflight_msgs == 0 && st.queued_msgs == 0,
+	      "declared_down %llu, failed %llu, in flight %llu, queued %llu; want 1, 3, 0, 0",
+	      U(st.declared_down), U(st.failed), U(st.inflight_msgs), U(st.queued_msgs));
+
+	/* The server's side: it holds a request, declares the requester down,
+	 * then answers; the answer is owed to an ended session. */
+	s.answer = 0;
+	int received = s.received;
+	struct outcome r2, owed, r3;
+	memset(&r2, 0, sizeof(r2));
+	memset(&owed, 0, sizeof(owed));
+	memset(&r3, 0, sizeof(r3));
+	struct ml_buf b2 = ml_buf_plain("r2", 2);
+	rc = ml_request_send(peer, 100, &b2, 1, ML_SEND_COPY, record, &r2);
+	CHECK(rc == ML_OK, "request r2: %s", ml_strerror(rc));
+	step = "declared_down: the server holds r2";
+	run_until_n(loop, &s.received, received + 1, WAIT_S);
+	ml_peer *back = ml_peer_find(srv, CLI_NODE);
+	CHECK(back && ml_peer_declare_down(back, NULL) == ML_OK, "server declares the client down");
+	step = "declared_down: the server's worker acts on it";
+	run_until_pred(loop, was_declared_down, back, WAIT_S);
+	struct ml_buf ob = ml_buf_plain("owed", 4);
+	rc = ml_respond(s.held[received], &ob, 1, ML_SEND_COPY, sent_status, &owed);
+	CHECK(rc == ML_OK, "ml_respond after declare_down: %s", ml_strerror(rc));
+	step = "declared_down: the owed answer completes";
+	run_until(loop, &owed.done, WAIT_S);
+	CHECK(owed.status == ML_EPEERDOWN, "answer owed to a peer declared down: %s, want ML_EPEERDOWN",
+	      ml_strerror(owed.status));
+	/* The server started a new session: to the requester it restarted. */
+	step = "declared_down: r2 completes at the requester";
+	run_until(loop, &r2.done, WAIT_S);
+	CHECK(r2.status == ML_EPEERRESTART, "r2: %s (\"%s\", resp %d), want ML_EPEERRESTART", ml_strerror(r2.status), r2.text, r2.had_resp);
+	s.answer = 1;
+	struct ml_buf b3 = ml_buf_plain("r3", 2);
+	rc = ml_request_send(peer, 101, &b3, 1, ML_SEND_COPY, record, &r3);
+	CHECK(rc == ML_OK, "request r3: %s", ml_strerror(rc));
+	step = "declared_down: r3 is answered in the new session";
+	run_until(loop, &r3.done, WAIT_S);
+	CHECK(r3.status == ML_OK && !strcmp(r3.text, "r3"), "r3: %s", ml_strerror(r3.status));
+	CHECK(stats(back).declared_down == 1, "server's declared_down counter");
+	ml_ctx_destroy(cli);
+	ml_ctx_destroy(srv);
+	ev_loop_destroy(loop);
+	printf("  declared_down: 2 in flight + 1 queued -> ML_EPEERDOWN at once, next answered; "
+	       "answer owed to a peer declared down -> ML_EPEERDOWN\n");
+}
+
 int main(void)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -1489,6 +1604,7 @@ int main(void)
 	test_hostile_connections();
 	test_respond_from_other_thread();
 	test_requester_restart();
+	test_declared_down();
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	printf("test_session: all scenarios passed (%.2f s)\n",
 	       (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);

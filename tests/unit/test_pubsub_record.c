@@ -28,6 +28,7 @@ static struct mlps_record *sample(void)
 	assert_int_equal(mlps_rec_in_from_api(&in, "block/vol0", a, 5, eps, 2), 0);
 	assert_int_equal(mlps_rec_in_check(&in), 0);
 	in.node_id = 3;
+	in.ml_node_id = 0x10203;
 	in.incarnation = 0x1122334455667788ull;
 	in.version = 42;
 	struct mlps_record *r = mlps_rec_build(&in);
@@ -65,6 +66,8 @@ static void test_round_trip_publish(void **state)
 	assert_int_equal(mlps_msg_decode(buf, len, &type, &d), 0);
 	assert_int_equal(type, MLPS_MSG_PUBLISH);
 	assert_same(r, d);
+	assert_int_equal(d->ml_node_id, 0x10203);
+	assert_null(d->peer);
 	assert_string_equal(d->name, "block/vol0");
 	assert_int_equal(mlps_record_attr(d, "prio")->v.i64, -7);
 	assert_string_equal(mlps_record_attr(d, "proto")->v.str, "nvme-of v2");
@@ -89,6 +92,7 @@ static void test_round_trip_withdraw_bye_empty(void **state)
 	assert_int_equal(type, MLPS_MSG_WITHDRAW);
 	assert_string_equal(d->name, "block/vol0");
 	assert_int_equal(d->n_attrs, 0); /* a withdraw carries no attributes */
+	assert_int_equal(d->ml_node_id, 0); /* nor the message-layer node */
 	assert_true(d->version == 42 && d->incarnation == r->incarnation && d->node_id == 3);
 	free(buf);
 	mlps_rec_free(d);
@@ -112,6 +116,7 @@ static void test_round_trip_withdraw_bye_empty(void **state)
 	assert_same(r, d);
 	assert_null(d->attrs);
 	assert_null(d->endpoints);
+	assert_int_equal(d->ml_node_id, 0); /* none given: none sent */
 	free(buf);
 	mlps_rec_free(d);
 	mlps_rec_free(r);

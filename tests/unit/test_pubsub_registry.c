@@ -223,6 +223,70 @@ static void test_removals(void **state)
 	mlps_reg_free(reg);
 }
 
+/* The message-layer nodes of a failed publisher, found before removal. */
+static void test_ml_nodes(void **state)
+{
+	(void)state;
+	struct mlps_reg *reg = mlps_reg_new();
+	struct mlps_record *r;
+	r = mk("a", 1, 10, 7, 1, 1); r->ml_node_id = 100; mlps_reg_publish(reg, r);
+	r = mk("b", 1, 10, 7, 1, 1); r->ml_node_id = 100; mlps_reg_publish(reg, r); /* same node */
+	r = mk("c", 1, 11, 8, 1, 1); r->ml_node_id = 101; mlps_reg_publish(reg, r);
+	r = mk("d", 1, 12, 9, 1, 1); mlps_reg_publish(reg, r);                      /* none */
+	r = mk("e", 2, 20, 5, 1, 1); r->ml_node_id = 200; mlps_reg_publish(reg, r);
+	uint32_t ids[4] = { 0 };
+	assert_int_equal(mlps_reg_ml_nodes(reg, 1, 0, ids, 4), 2);
+	assert_true(ids[0] == 100 && ids[1] == 101);
+	assert_int_equal(mlps_reg_ml_nodes(reg, 1, 10, ids, 4), 1);
+	assert_int_equal(ids[0], 100);
+	assert_int_equal(mlps_reg_ml_nodes(reg, 1, 12, ids, 4), 0);
+	assert_int_equal(mlps_reg_ml_nodes(reg, 1, 0, ids, 1), 1); /* max respected */
+	assert_int_equal(mlps_reg_ml_nodes(reg, 3, 0, ids, 4), 0);
+	mlps_reg_free(reg);
+}
+
+/* The view hook fills in per-subscriber fields on a copy: the stored record
+ * keeps NULL, and a changed record's old copy gets the same peer. */
+static int view_calls;
+static void view_fill(void *owner, int event, struct mlps_record *view)
+{
+	(void)event;
+	view_calls++;
+	view->peer = owner;
+}
+
+static void peer_check(void *arg, mlps_sub *sub, int event, int reason,
+		       const struct mlps_record *rec, const struct mlps_record *old)
+{
+	(void)sub;
+	(void)reason;
+	int *seen = arg;
+	assert_ptr_equal(rec->peer, (void *)seen);
+	if (event == MLPS_CHANGED)
+		assert_ptr_equal(old->peer, (void *)seen);
+	(*seen)++;
+}
+
+static void test_view_hook(void **state)
+{
+	(void)state;
+	struct mlps_reg *reg = mlps_reg_new();
+	mlps_reg_set_view(reg, view_fill);
+	int seen = 0;
+	struct mlps_pattern p;
+	struct mlps_filter f;
+	mlps_sub *s;
+	mlps_pattern_parse("", &p);
+	mlps_filter_parse("", &f);
+	mlps_reg_publish(reg, mk("a", 1, 10, 7, 1, 1));
+	assert_int_equal(mlps_reg_subscribe(reg, &p, &f, peer_check, &seen, &seen, &s), 0);
+	mlps_reg_publish(reg, mk("a", 1, 10, 7, 2, 5)); /* changed */
+	mlps_reg_member_left(reg, 1, 10, MLPS_R_PUBLISHER_LEFT);
+	assert_int_equal(seen, 3); /* snapshot, changed, removed */
+	assert_int_equal(view_calls, 3);
+	mlps_reg_free(reg);
+}
+
 static void test_reentrancy(void **state)
 {
 	(void)state;
@@ -289,6 +353,8 @@ int main(void)
 		cmocka_unit_test(test_key_is_publisher_and_name),
 		cmocka_unit_test(test_snapshot_then_changes),
 		cmocka_unit_test(test_removals),
+		cmocka_unit_test(test_ml_nodes),
+		cmocka_unit_test(test_view_hook),
 		cmocka_unit_test(test_reentrancy),
 		cmocka_unit_test(test_many),
 	};
