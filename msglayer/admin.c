@@ -322,6 +322,7 @@ int ml_admin_open(struct ml_ctx *ctx, const char *path, struct ml_admin **out)
 		admin_free(a);
 		return ML_ESYS;
 	}
+	pthread_setname_np(a->thread, "ml-admin");
 	ml_log(ctx, ML_LOG_INFO, "admin socket listening on %s", path);
 	*out = a;
 	return 0;

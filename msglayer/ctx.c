@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -379,6 +380,23 @@ static void worker_fini(struct ml_worker *w)
 		ev_loop_destroy(w->loop);
 }
 
+/* Workers take no signals: they stay with the application's threads, which
+ * may rely on their own masks (sigwait, signalfd). */
+static int start_worker_thread(struct ml_worker *w)
+{
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	int err = pthread_create(&w->thread, NULL, worker_main, w);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (!err) {
+		char name[16]; /* shown by top -H, gdb, /proc/PID/task/TID/comm */
+		snprintf(name, sizeof(name), "ml-worker-%u", w->idx);
+		pthread_setname_np(w->thread, name);
+	}
+	return err;
+}
+
 int ml_ctx_create(const struct ml_config *cfg, ml_ctx **out)
 {
 	if (!cfg || !out)
@@ -387,7 +405,7 @@ int ml_ctx_create(const struct ml_config *cfg, ml_ctx **out)
 	if (!ctx)
 		return ML_ENOMEM;
 	ctx->cfg = *cfg;
-	int rc = config_complete(&ctx->cfg);
+	int err, rc = config_complete(&ctx->cfg);
 	if (rc) {
 		free(ctx);
 		return rc;
@@ -426,8 +444,8 @@ int ml_ctx_create(const struct ml_config *cfg, ml_ctx **out)
 			w->thread = pthread_self();
 			ev_unref(w->loop);
 			ev_unref(w->loop);
-		} else if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
-			ml_log(ctx, ML_LOG_ERR, "cannot start worker thread: %s", strerror(errno));
+		} else if ((err = start_worker_thread(w)) != 0) {
+			ml_log(ctx, ML_LOG_ERR, "cannot start worker thread: %s", strerror(err));
 			ctx->nworkers = i;
 			ev_async_stop(w->loop, &w->wake);
 			ev_prepare_stop(w->loop, &w->flush);

@@ -23,6 +23,7 @@
  *      restarted fail with ML_EPEERRESTART and never reach its new incarnation
  *   9. declared_down: ml_peer_declare_down fails what is outstanding (sent and
  *      queued, and answers still owed) with ML_EPEERDOWN at once; the next send works
+ *  10. signals_stay_with_the_application: worker threads block every signal
  *
  * The test uses the internal codec (wire.h) only to forge and read raw frames
  * in scenario 6; everything else goes through msglayer.h.
@@ -33,10 +34,12 @@
 #include "wire.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <ev.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1591,6 +1594,73 @@ static void test_declared_down(void)
 	       "answer owed to a peer declared down -> ML_EPEERDOWN\n");
 }
 
+/* ======================================================================
+ * 10. signals_stay_with_the_application
+ *
+ * The application creates a context with SIGUSR1 unblocked, then blocks it
+ * to take it with sigwait. A worker thread that inherited the creator's mask
+ * would take it instead. Checked on every ml-worker-N thread's blocked set
+ * (/proc/self/task/TID/status, SigBlk): all of SIGHUP..SIGSYS and SIGUSR1.
+ * ====================================================================== */
+
+/* How many ml-worker threads there are; *unblocked counts those that do not
+ * block every standard signal. */
+static int worker_threads(int *unblocked)
+{
+	DIR *d = opendir("/proc/self/task");
+	CHECK(d, "/proc/self/task");
+	int n = 0;
+	*unblocked = 0;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		char path[320], comm[32] = "", line[128];
+		snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
+		FILE *f = fopen(path, "r");
+		if (!f)
+			continue; /* the thread ended meanwhile */
+		if (!fgets(comm, sizeof(comm), f))
+			comm[0] = 0;
+		fclose(f);
+		if (strncmp(comm, "ml-worker-", 10))
+			continue;
+		n++;
+		snprintf(path, sizeof(path), "/proc/self/task/%s/status", e->d_name);
+		f = fopen(path, "r");
+		CHECK(f, "%s", path);
+		unsigned long long blk = 0;
+		while (fgets(line, sizeof(line), f))
+			if (sscanf(line, "SigBlk: %llx", &blk) == 1)
+				break;
+		fclose(f);
+		/* bits 0..30: signals 1..31; SIGKILL and SIGSTOP cannot be blocked */
+		unsigned long long want = 0x7fffffffull & ~(1ull << (SIGKILL - 1)) & ~(1ull << (SIGSTOP - 1));
+		if ((blk & want) != want)
+			(*unblocked)++;
+	}
+	closedir(d);
+	return n;
+}
+
+static void test_signals_stay_with_the_application(void)
+{
+	sigset_t usr1, old;
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	pthread_sigmask(SIG_UNBLOCK, &usr1, &old);
+	struct ml_config c;
+	cfg_base(&c, SRV_NODE, NULL);
+	c.workers = 2;
+	ml_ctx *ctx = ctx_create(&c);
+	int unblocked, n = worker_threads(&unblocked);
+	CHECK(n == 2, "%d ml-worker threads, want 2", n);
+	CHECK(unblocked == 0, "%d worker threads take signals", unblocked);
+	ml_ctx_destroy(ctx);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	printf("  signals_stay_with_the_application: both worker threads block every signal\n");
+}
+
 int main(void)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -1605,6 +1675,7 @@ int main(void)
 	test_respond_from_other_thread();
 	test_requester_restart();
 	test_declared_down();
+	test_signals_stay_with_the_application();
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	printf("test_session: all scenarios passed (%.2f s)\n",
 	       (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
