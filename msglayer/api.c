@@ -170,10 +170,20 @@ static int admit(struct ml_peer *p, uint32_t len, int exempt)
 	if (exempt || (n <= (uint64_t)cfg->max_inflight_msgs + cfg->max_queued_msgs &&
 		       (b <= cfg->max_inflight_bytes + cfg->max_queued_bytes || n == 1)))
 		return 0;
-	__atomic_sub_fetch(&p->submitted, 1, __ATOMIC_RELAXED);
-	__atomic_sub_fetch(&p->submitted_bytes, len, __ATOMIC_RELAXED);
-	__atomic_store_n(&p->want_room, 1, __ATOMIC_RELAXED);
+	__atomic_sub_fetch(&p->submitted, 1, __ATOMIC_SEQ_CST);
+	__atomic_sub_fetch(&p->submitted_bytes, len, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&p->want_room, 1, __ATOMIC_SEQ_CST);
 	__atomic_fetch_add(&p->st.refused, 1, __ATOMIC_RELAXED);
+	/* Everything may have completed between our count and want_room: then
+	 * no completion is left to call on_room, and the worker must look. */
+	if (!ml_on_worker_thread(p->w) && ml_peer_room_again(p)) {
+		struct ml_cmd_peer *c = calloc(1, sizeof(*c));
+		if (c) { /* out of memory: on_room waits for the next completion */
+			c->cmd.type = ML_CMD_ROOM_CHECK;
+			c->peer = p;
+			ml_worker_post(p->w, &c->cmd);
+		}
+	}
 	return ML_EAGAIN;
 }
 

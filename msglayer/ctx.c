@@ -238,6 +238,12 @@ static void run_cmd(struct ml_worker *w, struct ml_cmd *c)
 		free(cd);
 		break;
 	}
+	case ML_CMD_ROOM_CHECK: {
+		struct ml_cmd_peer *cp = caa_container_of(c, struct ml_cmd_peer, cmd);
+		ml_peer_room_check(cp->peer);
+		free(cp);
+		break;
+	}
 	case ML_CMD_STOP:
 		worker_stop(w);
 		free(c);

@@ -55,6 +55,7 @@ enum ml_cmd_type {
 	ML_CMD_FAULT,      /* struct ml_cmd_fault */
 	ML_CMD_CANCEL,     /* struct ml_cmd_cancel */
 	ML_CMD_PEER_DOWN,  /* struct ml_cmd_peer_down */
+	ML_CMD_ROOM_CHECK, /* struct ml_cmd_peer: a refused sender may have missed on_room */
 	ML_CMD_STOP,       /* struct ml_cmd (cancel everything, leave the loop) */
 };
 
@@ -90,6 +91,11 @@ struct ml_cmd_cancel {
 	struct ml_cmd cmd;
 	struct ml_peer *peer;
 	uint64_t tag;
+};
+
+struct ml_cmd_peer {
+	struct ml_cmd cmd;
+	struct ml_peer *peer;
 };
 
 struct ml_cmd_peer_down {
@@ -362,6 +368,8 @@ int ml_peer_on_data(struct ml_peer *p, struct ml_path *path, const struct ml_fra
 		    const uint8_t *payload);
 void ml_peer_cancel_all(struct ml_peer *p, int status);
 void ml_peer_declared_down(struct ml_peer *p, const char *why);
+int ml_peer_room_again(const struct ml_peer *p);
+void ml_peer_room_check(struct ml_peer *p);
 void ml_peer_complete(struct ml_peer *p, struct ml_msg_out *m, int status, const struct ml_msg *resp);
 struct ml_msg_out *ml_peer_await_take(struct ml_peer *p, uint64_t seq);
 double ml_mono_now(void);

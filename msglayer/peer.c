@@ -132,7 +132,6 @@ static struct ml_msg_out *await_take(struct ml_peer *p, uint64_t seq)
 
 static void complete(struct ml_peer *p, struct ml_msg_out *m, int status, const struct ml_msg *resp)
 {
-	struct ml_ctx *ctx = p->ctx;
 	uint32_t len = m->len;
 
 	ev_timer_stop(p->w->loop, &m->deadline_timer);
@@ -143,14 +142,29 @@ static void complete(struct ml_peer *p, struct ml_msg_out *m, int status, const 
 	else if (m->scb)
 		m->scb(m->arg, status);
 	ml_msg_free(m);
-	uint64_t left = __atomic_sub_fetch(&p->submitted, 1, __ATOMIC_RELAXED);
-	uint64_t left_bytes = __atomic_sub_fetch(&p->submitted_bytes, len, __ATOMIC_RELAXED);
-	/* Room again for a sender that was refused: tell it once, at half the limit
-	 * so that it does not bounce on the edge. */
-	if (__atomic_load_n(&p->want_room, __ATOMIC_RELAXED) &&
-	    left <= (ctx->cfg.max_inflight_msgs + ctx->cfg.max_queued_msgs) / 2 &&
-	    left_bytes <= (ctx->cfg.max_inflight_bytes + ctx->cfg.max_queued_bytes) / 2 &&
-	    __atomic_exchange_n(&p->want_room, 0, __ATOMIC_RELAXED) && ctx->cfg.on_room)
+	/* Sequentially consistent with admit()'s refusal: either it sees our
+	 * decrement, or we see its want_room (no lost wake-up). */
+	__atomic_sub_fetch(&p->submitted, 1, __ATOMIC_SEQ_CST);
+	__atomic_sub_fetch(&p->submitted_bytes, len, __ATOMIC_SEQ_CST);
+	ml_peer_room_check(p);
+}
+
+int ml_peer_room_again(const struct ml_peer *p)
+{
+	const struct ml_config *cfg = &p->ctx->cfg;
+	return __atomic_load_n(&p->submitted, __ATOMIC_SEQ_CST) <=
+		       (cfg->max_inflight_msgs + cfg->max_queued_msgs) / 2 &&
+	       __atomic_load_n(&p->submitted_bytes, __ATOMIC_SEQ_CST) <=
+		       (cfg->max_inflight_bytes + cfg->max_queued_bytes) / 2;
+}
+
+/* Room again for a sender that was refused: tell it once, at half the limit
+ * so that it does not bounce on the edge. Worker only. */
+void ml_peer_room_check(struct ml_peer *p)
+{
+	struct ml_ctx *ctx = p->ctx;
+	if (__atomic_load_n(&p->want_room, __ATOMIC_SEQ_CST) && ml_peer_room_again(p) &&
+	    __atomic_exchange_n(&p->want_room, 0, __ATOMIC_SEQ_CST) && ctx->cfg.on_room)
 		ctx->cfg.on_room(ctx->cfg.cb_arg, p);
 }
 
