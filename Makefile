@@ -28,8 +28,8 @@ export ML_TEST_REQUESTS ?= 5000
 endif
 export UBSAN_OPTIONS ?= print_stacktrace=1
 
-PKGS := liburcu-bp liburcu-cds libisal
-DEPS_DEBIAN := gcc make pkg-config libev-dev liburcu-dev libisal-dev libcmocka-dev valgrind \
+PKGS := liburcu-bp liburcu-cds libisal libcrypto
+DEPS_DEBIAN := gcc make pkg-config libev-dev liburcu-dev libisal-dev libssl-dev libcmocka-dev valgrind \
 	corosync libcpg-dev libquorum-dev libcmap-dev libcorosync-common-dev iproute2 iptables jq
 
 CFLAGS := -std=gnu11 -g $(OPT) -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
@@ -132,7 +132,7 @@ bench-failover: deps
 # does not; the loopback load test runs under the sanitizers instead).
 # test_failover is time-driven (about 20 s, under valgrind too).
 VALGRIND_TESTS := $(UNIT) $(BUILD)/tests/test_session $(BUILD)/tests/test_requests \
-	$(BUILD)/tests/test_admin $(BUILD)/tests/test_failover
+	$(BUILD)/tests/test_admin $(BUILD)/tests/test_failover $(BUILD)/tests/test_auth
 valgrind: deps
 	@$(MAKE) --no-print-directory $(VALGRIND_TESTS)
 	@fail=0; for t in $(VALGRIND_TESTS); do echo "== valgrind $$t"; \

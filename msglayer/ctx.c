@@ -416,6 +416,13 @@ int ml_ctx_create(const struct ml_config *cfg, ml_ctx **out)
 		free(ctx);
 		return rc;
 	}
+	ml_keyring_init(&ctx->keys);
+	ctx->cfg.key_file = NULL; /* the caller's string: read now, not kept */
+	if (cfg->key_file && (rc = ml_ctx_reload_key(ctx, cfg->key_file)) != 0) {
+		ml_keyring_destroy(&ctx->keys);
+		free(ctx);
+		return rc;
+	}
 	ctx->incarnation = cfg->incarnation ? cfg->incarnation : ml_random64();
 	ctx->limits.max_frag_payload = ctx->cfg.max_frag_payload;
 	ctx->limits.max_msg_size = ctx->cfg.max_msg_size;
@@ -518,8 +525,32 @@ void ml_ctx_destroy(ml_ctx *ctx)
 	cds_lfht_destroy(ctx->peers, NULL);
 	listener_free_all(ctx);
 	pthread_mutex_destroy(&ctx->admin_lock);
+	ml_keyring_destroy(&ctx->keys);
 	free(ctx->workers);
 	free(ctx);
+}
+
+int ml_ctx_reload_key(ml_ctx *ctx, const char *key_file)
+{
+	if (!ctx)
+		return ML_EINVAL;
+	struct ml_key keys[ML_KEYS_MAX];
+	unsigned n = 0;
+	char err[384];
+	if (key_file && ml_key_file_read(key_file, keys, &n, err, sizeof(err)) != 0) {
+		ml_log(ctx, ML_LOG_ERR, "%s", err);
+		return ML_EKEY;
+	}
+	ml_keyring_set(&ctx->keys, keys, n);
+	if (n) {
+		char id[2 * ML_KEY_ID_LEN + 1];
+		ml_key_id_hex(keys[0].id, id);
+		ml_log(ctx, ML_LOG_INFO, "cluster key file %s: %u key(s); offering key id %s",
+		       key_file, n, id);
+	} else
+		ml_log(ctx, ML_LOG_WARN, "authentication off: no cluster key");
+	explicit_bzero(keys, sizeof(keys)); /* ml_keyring_set copied them */
+	return 0;
 }
 
 unsigned ml_ctx_peers(ml_ctx *ctx, ml_peer **out, unsigned max)

@@ -23,6 +23,8 @@ const char *ml_strerror(int status)
 	case ML_ENODE: return "peer answered with an unexpected node id";
 	case ML_EABORTED: return "the peer's handler aborted the request";
 	case ML_EDEADLINE: return "the request's deadline passed before its response came";
+	case ML_EAUTH: return "authentication failed: the peer has no, another or a wrong cluster key";
+	case ML_EKEY: return "cluster key file missing, malformed or readable by others";
 	default: return "unknown msglayer status";
 	}
 }

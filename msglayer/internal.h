@@ -21,6 +21,7 @@
 #include <urcu/wfcqueue.h>
 
 #include "msglayer.h"
+#include "auth.h"
 #include "reasm.h"
 #include "rxwin.h"
 #include "wire.h"
@@ -167,6 +168,10 @@ struct ml_path {
 	int state;             /* enum ml_path_state */
 	int connected;         /* transport connected (handshake may still run) */
 	int greeted;           /* handshake complete */
+	int auth_wait;         /* outbound: HELLO offered a key; the acceptor's challenge is due */
+	int auth_failed;       /* an authentication failure was logged as an error (once per streak) */
+	uint8_t auth_hello[ML_HELLO_MAX]; /* outbound: our HELLO payload, which the MACs cover */
+	struct ml_key auth_key; /* outbound: the key our HELLO offered */
 	int counted_up;        /* counted in peer->paths_up (state UP) */
 	int held;              /* reconnect delayed by flap damping */
 	ev_io rio, wio;
@@ -309,6 +314,11 @@ struct ml_greeting {
 	int fd;
 	ev_io io;
 	ev_timer timeout;
+	int awaiting_auth;      /* HELLO taken, challenge sent: the connector's proof is next */
+	struct ml_hello hello;  /* ... from this HELLO, */
+	uint8_t hello_raw[ML_HELLO_MAX]; /* its first bytes, which the MACs cover, */
+	struct ml_key key;      /* with the key it named */
+	uint8_t nonce[ML_NONCE_LEN]; /* and our challenge */
 	size_t len;
 	uint8_t buf[ML_WIRE_HDR_MAX + ML_WIRE_CTRL_MAX];
 	char url[ML_URL_MAX];
@@ -344,6 +354,7 @@ struct ml_ctx {
 	unsigned nlisteners;
 	struct ml_wire_limits limits;
 	struct ml_admin *admin;     /* cfg.admin_socket's server, or NULL */
+	struct ml_keyring keys;     /* cfg.key_file's keys: none, authentication is off */
 };
 
 /* ctx.c */

@@ -2,9 +2,11 @@
  * listen.c - listening endpoints and the greeting of accepted connections.
  *
  * Listeners run on worker 0. An accepted connection is read there until its
- * HELLO names the peer; then it moves to the worker that owns that peer.
- * The connector sends nothing after HELLO until our HELLO_ACK, so no bytes
- * are left behind in the move.
+ * HELLO names the peer and, when the cluster has a key, the connector has
+ * answered our challenge (AUTH); then it moves to the worker that owns that
+ * peer. No peer is made for a connection that has not authenticated. The
+ * connector sends nothing after HELLO (or its AUTH) until our HELLO_ACK, so
+ * no bytes are left behind in the move.
  */
 #include "internal.h"
 
@@ -62,6 +64,7 @@ unsigned ml_listen_port(ml_ctx *ctx, unsigned n)
 
 static void greeting_end(struct ml_greeting *g, int close_fd)
 {
+	explicit_bzero(&g->key, sizeof(g->key));
 	ev_io_stop(g->w->loop, &g->io);
 	ev_timer_stop(g->w->loop, &g->timeout);
 	if (close_fd)
@@ -87,6 +90,76 @@ static void greeting_reject(struct ml_greeting *g, int status, const char *why)
 	greeting_end(g, 1);
 }
 
+/* The connection is authenticated (or needs not be): it becomes a path of
+ * its peer, on the worker that owns the peer. Only now may a peer be made. */
+static void greeting_attach(struct ml_greeting *g, const struct ml_hello *hello)
+{
+	struct ml_ctx *ctx = g->ctx;
+	int created;
+	struct ml_peer *p = ml_peer_get_or_create(ctx, hello->node_id, &created);
+	struct ml_cmd_attach *ca = p ? calloc(1, sizeof(*ca)) : NULL;
+	if (!ca) {
+		greeting_reject(g, ML_ENOMEM, "out of memory");
+		return;
+	}
+	if (created)
+		ml_log(ctx, ML_LOG_INFO, "node %u connected first: now a peer", hello->node_id);
+	ca->cmd.type = ML_CMD_ATTACH;
+	ca->peer = p;
+	ca->fd = g->fd;
+	ca->ops = g->ops;
+	ca->hello = *hello;
+	snprintf(ca->url, sizeof(ca->url), "%s", g->url);
+	greeting_end(g, 0);
+	ml_worker_post(p->w, &ca->cmd);
+}
+
+/* A HELLO that offers a key we hold: prove ours, bound to that HELLO, with
+ * a fresh nonce the connector must answer (doc/security.md). */
+static void greeting_challenge(struct ml_greeting *g, const struct ml_hello *hello,
+			       const uint8_t *payload, uint32_t len)
+{
+	uint8_t frame[ML_WIRE_HDR_LEN + ML_AUTH_CHALLENGE_LEN];
+	struct ml_frame_hdr h = { .type = ML_FT_AUTH, .payload_len = ML_AUTH_CHALLENGE_LEN };
+	g->hello = *hello;
+	memset(g->hello_raw, 0, sizeof(g->hello_raw));
+	memcpy(g->hello_raw, payload, len < ML_HELLO_MAX ? len : ML_HELLO_MAX);
+	ml_frame_encode(frame, &h);
+	if (ml_auth_nonce(g->nonce) != 0 ||
+	    ml_auth_mac(&g->key, "acceptor", g->hello_raw, ML_HELLO_MAX, g->nonce,
+			frame + ML_WIRE_HDR_LEN + ML_NONCE_LEN) != 0) {
+		greeting_reject(g, ML_ESYS, "cannot compute the authentication challenge");
+		return;
+	}
+	memcpy(frame + ML_WIRE_HDR_LEN, g->nonce, ML_NONCE_LEN);
+	struct iovec v = { frame, sizeof(frame) };
+	/* A fresh socket: the small write goes straight into its buffer. */
+	if (g->ops->writev(g->fd, &v, 1) != (ssize_t)sizeof(frame)) {
+		greeting_reject(g, ML_ESYS, "cannot send the authentication challenge");
+		return;
+	}
+	g->awaiting_auth = 1;
+	g->len = 0;
+}
+
+static void greeting_check_proof(struct ml_greeting *g, const struct ml_frame_hdr *h,
+				 const uint8_t *payload)
+{
+	uint8_t want[ML_MAC_LEN];
+	if (h->type != ML_FT_AUTH || h->payload_len < ML_AUTH_PROOF_LEN) {
+		greeting_reject(g, ML_EAUTH, "the connector did not answer the authentication challenge");
+		return;
+	}
+	if (ml_auth_mac(&g->key, "connector", g->hello_raw, ML_HELLO_MAX, g->nonce, want) != 0 ||
+	    !ml_auth_mac_equal(want, payload)) {
+		greeting_reject(g, ML_EAUTH, "the connector failed authentication (wrong cluster key, "
+					     "or a replayed handshake)");
+		return;
+	}
+	explicit_bzero(&g->key, sizeof(g->key));
+	greeting_attach(g, &g->hello);
+}
+
 static void greeting_check(struct ml_greeting *g)
 {
 	struct ml_ctx *ctx = g->ctx;
@@ -103,12 +176,16 @@ static void greeting_check(struct ml_greeting *g)
 	}
 	if (g->len < (size_t)h.hdr_len + h.payload_len)
 		return;
-	if (h.type != ML_FT_HELLO) {
-		greeting_reject(g, ML_EPROTO, "first frame is not HELLO");
-		return;
-	}
 	if (g->len != (size_t)h.hdr_len + h.payload_len) {
 		greeting_reject(g, ML_EPROTO, "data before the handshake completed");
+		return;
+	}
+	if (g->awaiting_auth) {
+		greeting_check_proof(g, &h, g->buf + h.hdr_len);
+		return;
+	}
+	if (h.type != ML_FT_HELLO) {
+		greeting_reject(g, ML_EPROTO, "first frame is not HELLO");
 		return;
 	}
 	e = ml_hello_decode(g->buf + h.hdr_len, h.payload_len, &hello);
@@ -137,23 +214,26 @@ static void greeting_check(struct ml_greeting *g)
 		greeting_reject(g, ML_ENOENT, why);
 		return;
 	}
-	int created;
-	struct ml_peer *p = ml_peer_get_or_create(ctx, hello.node_id, &created);
-	struct ml_cmd_attach *ca = p ? calloc(1, sizeof(*ca)) : NULL;
-	if (!ca) {
-		greeting_reject(g, ML_ENOMEM, "out of memory");
+	int keyed = ml_keyring_enabled(&ctx->keys);
+	if (!(hello.flags & ML_HELLO_F_AUTH)) {
+		if (keyed)
+			greeting_reject(g, ML_EAUTH, "the connector has no cluster key; this node has one");
+		else
+			greeting_attach(g, &hello);
 		return;
 	}
-	if (created)
-		ml_log(ctx, ML_LOG_INFO, "node %u connected first: now a peer", hello.node_id);
-	ca->cmd.type = ML_CMD_ATTACH;
-	ca->peer = p;
-	ca->fd = g->fd;
-	ca->ops = g->ops;
-	ca->hello = hello;
-	snprintf(ca->url, sizeof(ca->url), "%s", g->url);
-	greeting_end(g, 0);
-	ml_worker_post(p->w, &ca->cmd);
+	if (!keyed) {
+		greeting_reject(g, ML_EAUTH, "the connector has a cluster key; this node has none");
+		return;
+	}
+	if (!ml_keyring_find(&ctx->keys, hello.key_id, &g->key)) {
+		char id[2 * ML_KEY_ID_LEN + 1];
+		ml_key_id_hex(hello.key_id, id);
+		snprintf(why, sizeof(why), "the connector's cluster key (id %s) is not one of ours", id);
+		greeting_reject(g, ML_EAUTH, why);
+		return;
+	}
+	greeting_challenge(g, &hello, g->buf + h.hdr_len, h.payload_len);
 }
 
 static void on_greeting_read(struct ev_loop *loop, ev_io *io, int revents)

@@ -50,6 +50,8 @@ enum ml_status {
 	ML_ENODE = -16,       /* the peer announced another node id than expected */
 	ML_EABORTED = -17,    /* the peer's handler aborted the request (resp holds its reason) */
 	ML_EDEADLINE = -18,   /* the request's deadline passed before its response came */
+	ML_EAUTH = -19,       /* the peer failed authentication (no, another or a wrong cluster key) */
+	ML_EKEY = -20,        /* the cluster key file is missing, malformed or readable by others */
 };
 
 /* Text for any status above (never NULL; unknown codes get a generic text). */
@@ -158,6 +160,8 @@ struct ml_config {
 	double tcp_user_timeout_s;    /* TCP_USER_TIMEOUT and keepalive on TCP paths (5 s) */
 
 	const char *admin_socket;     /* Unix socket for mlctl (NULL: none) */
+	const char *key_file;         /* cluster key (ml-keygen): every path authenticates
+	                                 with it; NULL: no authentication (doc/security.md) */
 
 	int accept_unknown_peers;     /* 1 (default): a node that connects becomes a peer */
 
@@ -185,6 +189,15 @@ int ml_ctx_create(const struct ml_config *cfg, ml_ctx **out);
 void ml_ctx_destroy(ml_ctx *ctx);
 
 uint32_t ml_ctx_node_id(const ml_ctx *ctx);
+/* Read the cluster key file again (NULL: authentication off), for key
+ * rotation without dropping sessions: established paths stay, new ones use
+ * the new keys (doc/security.md). Errors: ML_EINVAL, ML_EKEY (the old keys
+ * stay; the reason is logged). */
+int ml_ctx_reload_key(ml_ctx *ctx, const char *key_file);
+/* Check a cluster key file as ml_ctx_create would read it. 0: text gets the
+ * id of the key it offers in hex (the name the handshake and the logs use).
+ * ML_EKEY: text gets the reason. ML_EINVAL: NULL argument. */
+int ml_key_file_check(const char *key_file, char *text, size_t len);
 uint64_t ml_ctx_incarnation(const ml_ctx *ctx);
 
 /* Listen on "tcp://host:port" (port 0 picks one; see ml_listen_port). Several

@@ -213,12 +213,55 @@ static void hello_fill(struct ml_peer *p, struct ml_hello *h, unsigned path_idx)
 static void send_hello(struct ml_path *path, uint8_t type)
 {
 	struct ml_hello h;
-	uint8_t buf[ML_HELLO_LEN];
+	uint8_t buf[ML_HELLO_MAX];
 	hello_fill(path->peer, &h, path->origin_idx);
 	if (type == ML_FT_HELLO_ACK)
 		h.min_version = h.max_version = ML_WIRE_VERSION;
-	ml_hello_encode(buf, &h);
-	ml_path_send_ctrl(path, type, buf, sizeof(buf));
+	path->auth_wait = 0;
+	if (type == ML_FT_HELLO && ml_keyring_offer(&path->peer->ctx->keys, &path->auth_key)) {
+		if (ml_auth_nonce(h.nonce) != 0) {
+			ml_path_fail(path, ML_ESYS, "no random bytes for the authentication nonce");
+			return;
+		}
+		h.flags |= ML_HELLO_F_AUTH;
+		memcpy(h.key_id, path->auth_key.id, sizeof(h.key_id));
+		path->auth_wait = 1;
+	}
+	size_t n = ml_hello_encode(buf, &h);
+	memcpy(path->auth_hello, buf, n); /* the MACs cover exactly these bytes */
+	ml_path_send_ctrl(path, type, buf, (uint32_t)n);
+}
+
+/* The acceptor's challenge: check its proof, then give ours. */
+static void on_auth_challenge(struct ml_path *path, const struct ml_frame_hdr *h,
+			      const uint8_t *payload)
+{
+	uint8_t want[ML_MAC_LEN], proof[ML_MAC_LEN];
+	if (!path->auth_wait) {
+		ml_path_fail(path, ML_EAUTH,
+			     ml_keyring_enabled(&path->peer->ctx->keys)
+				     ? "unexpected authentication challenge"
+				     : "the acceptor has a cluster key; this node has none");
+		return;
+	}
+	if (h->payload_len < ML_AUTH_CHALLENGE_LEN) {
+		ml_path_fail(path, ML_EPROTO, "short authentication challenge");
+		return;
+	}
+	const uint8_t *nonce = payload, *mac = payload + ML_NONCE_LEN;
+	if (ml_auth_mac(&path->auth_key, "acceptor", path->auth_hello, ML_HELLO_MAX, nonce, want) ||
+	    !ml_auth_mac_equal(want, mac)) {
+		ml_path_fail(path, ML_EAUTH, "the acceptor failed authentication (another cluster key, "
+					     "or a tampered handshake)");
+		return;
+	}
+	if (ml_auth_mac(&path->auth_key, "connector", path->auth_hello, ML_HELLO_MAX, nonce, proof)) {
+		ml_path_fail(path, ML_ESYS, "cannot compute the authentication proof");
+		return;
+	}
+	explicit_bzero(&path->auth_key, sizeof(path->auth_key));
+	path->auth_wait = 0;
+	ml_path_send_ctrl(path, ML_FT_AUTH, proof, sizeof(proof));
 }
 
 static void start_io(struct ml_path *path)
@@ -239,6 +282,7 @@ static void path_up(struct ml_path *path)
 	struct ev_loop *loop = path->peer->w->loop;
 	ev_tstamp now = ev_now(loop);
 	path->greeted = 1;
+	path->auth_failed = 0;
 	path->failures = 0;
 	path->last_rx = now;
 	path->beat_since_up = 0;
@@ -364,6 +408,15 @@ void ml_path_fail(struct ml_path *path, int status, const char *why)
 		snprintf(reason, sizeof(reason), "%s: %s", ml_strerror(status), why);
 	else
 		snprintf(reason, sizeof(reason), "%s", why);
+	explicit_bzero(&path->auth_key, sizeof(path->auth_key));
+	path->auth_wait = 0;
+	if (status == ML_EAUTH && !path->auth_failed && !p->w->stopped) {
+		/* A misconfigured cluster: an error, not a retry detail; once
+		 * until the path comes up, as the reconnects repeat it. */
+		path->auth_failed = 1;
+		ml_log(p->ctx, ML_LOG_ERR, "peer %u path %u (%s): authentication failed: %s",
+		       p->node_id, path->idx, path->st.url, why);
+	}
 	set_state(path, path->outbound ? ML_PATH_DOWN : ML_PATH_CLOSED, reason);
 	if (path->counted_up)
 		count_up(path, 0);
@@ -728,8 +781,16 @@ static int handle_frame(struct ml_path *path, const struct ml_frame_hdr *h, cons
 		return -1;
 	}
 	if (!path->greeted) {
+		if (h->type == ML_FT_AUTH && path->outbound) {
+			on_auth_challenge(path, h, payload);
+			return path->fd >= 0 ? 0 : -1;
+		}
 		if (h->type != ML_FT_HELLO_ACK || !path->outbound) {
 			ml_path_fail(path, ML_EPROTO, "frame before handshake");
+			return -1;
+		}
+		if (path->auth_wait) {
+			ml_path_fail(path, ML_EAUTH, "the acceptor did not authenticate (it has no cluster key)");
 			return -1;
 		}
 		on_hello_ack(path, h, payload);

@@ -119,7 +119,7 @@ enum ml_wire_err ml_frame_decode(const uint8_t *buf, size_t len, const struct ml
 		return ML_WIRE_NEED_MORE;
 	if (buf[OFF_VERSION] != ML_WIRE_VERSION)
 		return ML_WIRE_EVERSION;
-	if (buf[OFF_TYPE] < ML_FT_HELLO || buf[OFF_TYPE] > ML_FT_CLOSE)
+	if (buf[OFF_TYPE] < ML_FT_HELLO || buf[OFF_TYPE] > ML_FT_AUTH)
 		return ML_WIRE_ETYPE;
 	uint16_t hdr_len = ml_get16(buf + OFF_HDRLEN);
 	if (hdr_len < ML_WIRE_HDR_LEN || hdr_len > ML_WIRE_HDR_MAX)
@@ -151,7 +151,7 @@ enum ml_wire_err ml_frame_decode(const uint8_t *buf, size_t len, const struct ml
 	return ML_WIRE_OK;
 }
 
-void ml_hello_encode(uint8_t out[ML_HELLO_LEN], const struct ml_hello *h)
+size_t ml_hello_encode(uint8_t out[ML_HELLO_MAX], const struct ml_hello *h)
 {
 	ml_put32(out + 0, h->node_id);
 	ml_put32(out + 4, h->dest_node_id);
@@ -160,11 +160,16 @@ void ml_hello_encode(uint8_t out[ML_HELLO_LEN], const struct ml_hello *h)
 	ml_put16(out + 24, h->min_version);
 	ml_put16(out + 26, h->max_version);
 	ml_put16(out + 28, h->path_idx);
-	ml_put16(out + 30, 0);
+	ml_put16(out + 30, h->flags & ML_HELLO_F_AUTH);
 	ml_put32(out + 32, h->max_frag_payload);
 	ml_put32(out + 36, h->max_msg_size);
 	ml_put32(out + 40, h->window);
 	ml_put32(out + 44, 0);
+	if (!(h->flags & ML_HELLO_F_AUTH))
+		return ML_HELLO_LEN;
+	memcpy(out + 48, h->key_id, 8);
+	memcpy(out + 56, h->nonce, 16);
+	return ML_HELLO_MAX;
 }
 
 /* A longer HELLO comes from a newer version: its extra bytes are skipped. */
@@ -179,11 +184,19 @@ enum ml_wire_err ml_hello_decode(const uint8_t *p, size_t len, struct ml_hello *
 	h->min_version = ml_get16(p + 24);
 	h->max_version = ml_get16(p + 26);
 	h->path_idx = ml_get16(p + 28);
-	h->reserved = 0;
+	h->flags = ml_get16(p + 30) & ML_HELLO_F_AUTH;
 	h->max_frag_payload = ml_get32(p + 32);
 	h->max_msg_size = ml_get32(p + 36);
 	h->window = ml_get32(p + 40);
 	h->pad = 0;
+	memset(h->key_id, 0, sizeof(h->key_id));
+	memset(h->nonce, 0, sizeof(h->nonce));
+	if (h->flags & ML_HELLO_F_AUTH) {
+		if (len < ML_HELLO_MAX)
+			return ML_WIRE_EBODY;
+		memcpy(h->key_id, p + 48, 8);
+		memcpy(h->nonce, p + 56, 16);
+	}
 	if (h->node_id == 0 || h->incarnation == 0 || h->min_version == 0 ||
 	    h->min_version > h->max_version || h->window == 0)
 		return ML_WIRE_EBODY;

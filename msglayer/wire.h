@@ -26,6 +26,7 @@ enum ml_frame_type {
 	ML_FT_PING = 5,
 	ML_FT_PONG = 6,
 	ML_FT_CLOSE = 7,
+	ML_FT_AUTH = 8, /* challenge-response after HELLO when the cluster has a key */
 };
 
 /* DATA flags: the kind of message in the low two bits, then modifiers. */
@@ -87,6 +88,9 @@ enum ml_wire_err ml_frame_decode(const uint8_t *buf, size_t len, const struct ml
 /* ---- control payloads ---- */
 
 #define ML_HELLO_LEN 48
+#define ML_HELLO_F_AUTH 0x1u  /* flags: an authentication block follows */
+#define ML_HELLO_AUTH_LEN 24  /* key id (8), connector's nonce (16) */
+#define ML_HELLO_MAX (ML_HELLO_LEN + ML_HELLO_AUTH_LEN)
 struct ml_hello {
 	uint32_t node_id;        /* sender */
 	uint32_t dest_node_id;   /* who the sender expects to reach (0: anyone) */
@@ -94,14 +98,22 @@ struct ml_hello {
 	uint64_t dest_incarnation; /* the sender's last known incarnation of the receiver (0: none) */
 	uint16_t min_version, max_version; /* HELLO: range offered; HELLO_ACK: both = chosen */
 	uint16_t path_idx;       /* connector's index of this path */
-	uint16_t reserved;
+	uint16_t flags;          /* ML_HELLO_F_*; unknown bits are ignored */
 	uint32_t max_frag_payload; /* largest DATA payload the sender accepts */
 	uint32_t max_msg_size;     /* largest message the sender accepts */
 	uint32_t window;           /* messages the sender's receive window holds */
 	uint32_t pad;
+	uint8_t key_id[8];       /* with ML_HELLO_F_AUTH: which cluster key */
+	uint8_t nonce[16];       /* with ML_HELLO_F_AUTH: the connector's fresh nonce */
 };
-void ml_hello_encode(uint8_t out[ML_HELLO_LEN], const struct ml_hello *h);
+/* Writes ML_HELLO_LEN bytes, ML_HELLO_MAX with ML_HELLO_F_AUTH; returns how many. */
+size_t ml_hello_encode(uint8_t out[ML_HELLO_MAX], const struct ml_hello *h);
 enum ml_wire_err ml_hello_decode(const uint8_t *p, size_t len, struct ml_hello *h);
+
+/* AUTH payloads: the acceptor's challenge (its nonce and its proof), then
+ * the connector's proof. */
+#define ML_AUTH_CHALLENGE_LEN 48 /* nonce (16), MAC (32) */
+#define ML_AUTH_PROOF_LEN 32     /* MAC */
 
 /* ACK payload: cumulative point, then ranges [start, end] (inclusive) above it. */
 struct ml_sack_range {

@@ -281,7 +281,7 @@ static void test_unknown_type(void **state)
 {
 	(void)state;
 	struct ml_frame_hdr h = ctrl_hdr(ML_FT_PING);
-	static const uint8_t bad[] = { 0, 8, 255 };
+	static const uint8_t bad[] = { 0, ML_FT_AUTH + 1, 255 };
 	for (unsigned i = 0; i < sizeof(bad); i++)
 		assert_int_equal(decode_with_byte(&h, 5, bad[i]), ML_WIRE_ETYPE);
 }
@@ -476,26 +476,49 @@ static void assert_hello_equal(const struct ml_hello *a, const struct ml_hello *
 
 static enum ml_wire_err hello_round(const struct ml_hello *in, struct ml_hello *out)
 {
-	uint8_t buf[ML_HELLO_LEN];
-	ml_hello_encode(buf, in);
-	return ml_hello_decode(buf, sizeof(buf), out);
+	uint8_t buf[ML_HELLO_MAX];
+	size_t n = ml_hello_encode(buf, in);
+	return ml_hello_decode(buf, n, out);
 }
 
 static void test_hello_round_trip(void **state)
 {
 	(void)state;
 	struct ml_hello in = hello_sample(), out;
-	in.reserved = 0xffff; /* not carried: written as zero */
+	in.flags = 0xfffe; /* unknown flags: not carried, written as zero */
 	in.pad = 0xffffffff;
 	assert_int_equal(hello_round(&in, &out), ML_WIRE_OK);
 	assert_hello_equal(&out, &in);
-	assert_int_equal(out.reserved, 0);
+	assert_int_equal(out.flags, 0);
 	assert_int_equal(out.pad, 0);
 
-	uint8_t buf[ML_HELLO_LEN];
-	ml_hello_encode(buf, &in);
+	uint8_t buf[ML_HELLO_MAX];
+	assert_int_equal(ml_hello_encode(buf, &in), ML_HELLO_LEN);
 	assert_int_equal(ml_get16(buf + 30), 0);
 	assert_int_equal(ml_get32(buf + 44), 0);
+}
+
+/* With a cluster key: the flag, the key id and the nonce travel after the
+ * 48 bytes of version 1; a HELLO that sets the flag without them is short. */
+static void test_hello_auth_block(void **state)
+{
+	(void)state;
+	struct ml_hello in = hello_sample(), out;
+	in.flags = ML_HELLO_F_AUTH;
+	for (int i = 0; i < 8; i++)
+		in.key_id[i] = (uint8_t)(0xa0 + i);
+	for (int i = 0; i < 16; i++)
+		in.nonce[i] = (uint8_t)(0x10 + i);
+	uint8_t buf[ML_HELLO_MAX];
+	assert_int_equal(ml_hello_encode(buf, &in), ML_HELLO_MAX);
+	assert_int_equal(ml_get16(buf + 30), ML_HELLO_F_AUTH);
+	assert_int_equal(ml_hello_decode(buf, ML_HELLO_MAX, &out), ML_WIRE_OK);
+	assert_hello_equal(&out, &in);
+	assert_int_equal(out.flags, ML_HELLO_F_AUTH);
+	assert_memory_equal(out.key_id, in.key_id, 8);
+	assert_memory_equal(out.nonce, in.nonce, 16);
+	for (size_t n = ML_HELLO_LEN; n < ML_HELLO_MAX; n++)
+		assert_int_equal(ml_hello_decode(buf, n, &out), ML_WIRE_EBODY);
 }
 
 /* HELLO_ACK: both versions the chosen one; 0 means "anyone" / "none". */
@@ -514,7 +537,7 @@ static void test_hello_too_short(void **state)
 {
 	(void)state;
 	struct ml_hello in = hello_sample(), out;
-	uint8_t buf[ML_HELLO_LEN];
+	uint8_t buf[ML_HELLO_MAX];
 	ml_hello_encode(buf, &in);
 	for (size_t n = 0; n < ML_HELLO_LEN; n++)
 		assert_int_equal(ml_hello_decode(buf, n, &out), ML_WIRE_EBODY);
@@ -544,7 +567,7 @@ static void test_hello_longer_payload_accepted(void **state)
 {
 	(void)state;
 	struct ml_hello in = hello_sample(), out;
-	uint8_t buf[ML_HELLO_LEN + 24];
+	uint8_t buf[ML_HELLO_MAX + 24];
 	memset(buf, 0x77, sizeof(buf));
 	ml_hello_encode(buf, &in);
 	assert_int_equal(ml_hello_decode(buf, sizeof(buf), &out), ML_WIRE_OK);
@@ -759,6 +782,7 @@ int main(void)
 		cmocka_unit_test(test_longer_header_is_skipped),
 		cmocka_unit_test(test_longer_header_extra_bytes_are_crc_protected),
 		cmocka_unit_test(test_hello_round_trip),
+		cmocka_unit_test(test_hello_auth_block),
 		cmocka_unit_test(test_hello_ack_round_trip),
 		cmocka_unit_test(test_hello_too_short),
 		cmocka_unit_test(test_hello_bad_fields),
