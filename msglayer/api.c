@@ -329,10 +329,14 @@ int ml_peer_add(ml_ctx *ctx, uint32_t node_id, const char *const *urls, unsigned
 		}
 	}
 	int created;
-	struct ml_peer *p = ml_peer_get_or_create(ctx, node_id, &created);
-	if (!p) {
+	struct ml_peer *p;
+	int rc = ml_peer_get_or_create(ctx, node_id, &p, &created);
+	if (rc) {
+		if (rc == ML_ELIMIT)
+			ml_log(ctx, ML_LOG_ERR, "peer %u: not added: the context has its maximum of %u peers",
+			       node_id, ctx->cfg.max_peers);
 		free(cp);
-		return ML_ENOMEM;
+		return rc;
 	}
 	cp->cmd.type = ML_CMD_ADD_PATHS;
 	cp->peer = p;

@@ -55,6 +55,7 @@ void ml_config_init(struct ml_config *cfg)
 	cfg->max_inflight_bytes = 64ull << 20;
 	cfg->max_queued_msgs = 8192;
 	cfg->max_queued_bytes = 256ull << 20;
+	cfg->max_peers = 4096;
 	cfg->path_max_outstanding = 8ull << 20;
 	cfg->sched_policy = ML_SCHED_ADAPTIVE;
 	cfg->reconnect_min_s = 0.01;
@@ -82,7 +83,7 @@ static int config_complete(struct ml_config *c)
 	ml_config_init(&d);
 #define DEF(f) if (!c->f) c->f = d.f
 	DEF(max_frag_payload); DEF(max_msg_size); DEF(max_inflight_msgs); DEF(max_inflight_bytes);
-	DEF(max_queued_msgs); DEF(max_queued_bytes); DEF(path_max_outstanding);
+	DEF(max_queued_msgs); DEF(max_queued_bytes); DEF(path_max_outstanding); DEF(max_peers);
 	DEF(reconnect_min_s); DEF(reconnect_max_s); DEF(session_timeout_s);
 	DEF(heartbeat_interval_s); DEF(all_silent_down_s); DEF(probation_s); DEF(flap_window_s);
 	DEF(flap_hold_max_s); DEF(tcp_user_timeout_s);
@@ -322,15 +323,19 @@ ml_peer *ml_peer_find(ml_ctx *ctx, uint32_t node_id)
 	return p;
 }
 
-struct ml_peer *ml_peer_get_or_create(struct ml_ctx *ctx, uint32_t node_id, int *created)
+int ml_peer_get_or_create(struct ml_ctx *ctx, uint32_t node_id, struct ml_peer **out, int *created)
 {
 	struct ml_peer *p = ml_peer_find(ctx, node_id);
 	*created = 0;
+	*out = p;
 	if (p)
-		return p;
+		return 0;
+	int rc = 0;
 	pthread_mutex_lock(&ctx->admin_lock);
 	p = ml_peer_find(ctx, node_id);
-	if (!p) {
+	if (!p && ctx->npeers >= ctx->cfg.max_peers) {
+		rc = ML_ELIMIT;
+	} else if (!p) {
 		p = calloc(1, sizeof(*p));
 		if (p && ml_peer_init(p, ctx, node_id) != 0) {
 			free(p);
@@ -342,11 +347,15 @@ struct ml_peer *ml_peer_get_or_create(struct ml_ctx *ctx, uint32_t node_id, int 
 			rcu_read_lock();
 			cds_lfht_add(ctx->peers, node_hash(node_id), &p->hnode);
 			rcu_read_unlock();
+			ctx->npeers++;
 			*created = 1;
+		} else {
+			rc = ML_ENOMEM;
 		}
 	}
 	pthread_mutex_unlock(&ctx->admin_lock);
-	return p;
+	*out = p;
+	return rc;
 }
 
 static void worker_fini(struct ml_worker *w)

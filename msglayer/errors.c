@@ -25,6 +25,7 @@ const char *ml_strerror(int status)
 	case ML_EDEADLINE: return "the request's deadline passed before its response came";
 	case ML_EAUTH: return "authentication failed: the peer has no, another or a wrong cluster key";
 	case ML_EKEY: return "cluster key file missing, malformed or readable by others";
+	case ML_ELIMIT: return "a configured limit is reached";
 	default: return "unknown msglayer status";
 	}
 }

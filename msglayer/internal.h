@@ -349,6 +349,7 @@ struct ml_ctx {
 	struct ml_worker *workers;
 	struct cds_lfht *peers;     /* node id -> ml_peer, RCU (bulletproof flavour) */
 	struct ml_peer *all_peers;  /* every peer, under admin_lock */
+	unsigned npeers;            /* how many, under admin_lock (cfg.max_peers) */
 	pthread_mutex_t admin_lock; /* listeners list and peer creation; never on the data path */
 	struct ml_listener *listeners;
 	unsigned nlisteners;
@@ -361,7 +362,8 @@ struct ml_ctx {
 void ml_worker_post(struct ml_worker *w, struct ml_cmd *c);
 int ml_on_worker_thread(const struct ml_worker *w);
 void ml_log(struct ml_ctx *ctx, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-struct ml_peer *ml_peer_get_or_create(struct ml_ctx *ctx, uint32_t node_id, int *created);
+/* 0 and *out; ML_ELIMIT (max_peers) or ML_ENOMEM with *out NULL. */
+int ml_peer_get_or_create(struct ml_ctx *ctx, uint32_t node_id, struct ml_peer **out, int *created);
 uint64_t ml_random64(void);
 
 /* peer.c: sessions, reliability */

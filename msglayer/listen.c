@@ -96,7 +96,13 @@ static void greeting_attach(struct ml_greeting *g, const struct ml_hello *hello)
 {
 	struct ml_ctx *ctx = g->ctx;
 	int created;
-	struct ml_peer *p = ml_peer_get_or_create(ctx, hello->node_id, &created);
+	struct ml_peer *p;
+	if (ml_peer_get_or_create(ctx, hello->node_id, &p, &created) == ML_ELIMIT) {
+		char why[96];
+		snprintf(why, sizeof(why), "this node has its maximum of %u peers", ctx->cfg.max_peers);
+		greeting_reject(g, ML_ELIMIT, why);
+		return;
+	}
 	struct ml_cmd_attach *ca = p ? calloc(1, sizeof(*ca)) : NULL;
 	if (!ca) {
 		greeting_reject(g, ML_ENOMEM, "out of memory");

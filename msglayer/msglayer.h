@@ -52,6 +52,7 @@ enum ml_status {
 	ML_EDEADLINE = -18,   /* the request's deadline passed before its response came */
 	ML_EAUTH = -19,       /* the peer failed authentication (no, another or a wrong cluster key) */
 	ML_EKEY = -20,        /* the cluster key file is missing, malformed or readable by others */
+	ML_ELIMIT = -21,      /* a configured limit is reached (max_peers) */
 };
 
 /* Text for any status above (never NULL; unknown codes get a generic text). */
@@ -139,6 +140,8 @@ struct ml_config {
 	uint32_t max_queued_msgs;     /* per peer: waiting beyond in flight (8192) */
 	uint64_t max_queued_bytes;    /* per peer: waiting beyond in flight (256 MiB) */
 	uint64_t path_max_outstanding;/* per path: bytes written, not yet acked (8 MiB) */
+	uint32_t max_peers;           /* peers (sessions) per context (4096): a node that connects
+	                                 beyond it is refused, ml_peer_add fails with ML_ELIMIT */
 	unsigned sched_policy;        /* enum ml_sched_policy */
 
 	double reconnect_min_s;       /* first reconnect delay (0.01 s) */

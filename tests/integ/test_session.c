@@ -24,6 +24,8 @@
  *   9. declared_down: ml_peer_declare_down fails what is outstanding (sent and
  *      queued, and answers still owed) with ML_EPEERDOWN at once; the next send works
  *  10. signals_stay_with_the_application: worker threads block every signal
+ *  11. max_peers: past the limit a connecting node gets CLOSE(ML_ELIMIT) and
+ *      ml_peer_add fails with ML_ELIMIT; the peer there is keeps working
  *
  * The test uses the internal codec (wire.h) only to forge and read raw frames
  * in scenario 6; everything else goes through msglayer.h.
@@ -1661,6 +1663,52 @@ static void test_signals_stay_with_the_application(void)
 	printf("  signals_stay_with_the_application: both worker threads block every signal\n");
 }
 
+/* ======================================================================
+ * 11. max_peers
+ * ====================================================================== */
+
+static void test_max_peers(void)
+{
+	struct ev_loop *loop = ev_loop_new(0);
+	struct restart_srv s = { .answer = 1 };
+	struct ml_config c;
+	cfg_base(&c, SRV_NODE, loop);
+	c.on_request = r_serve;
+	c.cb_arg = &s;
+	c.max_peers = 1;
+	ml_ctx *srv = ctx_create(&c);
+	unsigned port = listen_on(srv, 0, 0);
+	cfg_base(&c, CLI_NODE, loop);
+	ml_ctx *cli = ctx_create(&c);
+	ml_peer *peer = add_peer(cli, SRV_NODE, port);
+	struct outcome o;
+	memset(&o, 0, sizeof(o));
+	struct ml_buf b = ml_buf_plain("one", 3);
+	CHECK(ml_request_send(peer, 1, &b, 1, ML_SEND_COPY, record, &o) == ML_OK, "send");
+	step = "max_peers: the first peer is served";
+	run_until(loop, &o.done, WAIT_S);
+	CHECK(o.status == ML_OK, "first peer: %s", ml_strerror(o.status));
+
+	uint8_t hello[ML_WIRE_HDR_LEN + ML_HELLO_MAX];
+	size_t n = hello_frame(hello, 3, SRV_NODE, 1, 1);
+	int st = hostile(loop, port, hello, n, "max_peers: a second node connects");
+	CHECK(st == ML_ELIMIT, "second node: CLOSE status %d, want ML_ELIMIT", st);
+	const char *url = "tcp://127.0.0.1:9";
+	CHECK(ml_peer_add(srv, 4, &url, 1, NULL) == ML_ELIMIT, "ml_peer_add past the limit");
+	CHECK(ml_peer_find(srv, 3) == NULL && ml_peer_find(srv, 4) == NULL, "a peer was made");
+
+	memset(&o, 0, sizeof(o));
+	CHECK(ml_request_send(peer, 2, &b, 1, ML_SEND_COPY, record, &o) == ML_OK, "send");
+	step = "max_peers: the first peer is still served";
+	run_until(loop, &o.done, WAIT_S);
+	CHECK(o.status == ML_OK, "first peer after the refusals: %s", ml_strerror(o.status));
+	ml_ctx_destroy(cli);
+	ml_ctx_destroy(srv);
+	ev_loop_destroy(loop);
+	printf("  max_peers: limit 1; a second node refused with ML_ELIMIT, ml_peer_add too; "
+	       "the first peer still served\n");
+}
+
 int main(void)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -1676,6 +1724,7 @@ int main(void)
 	test_requester_restart();
 	test_declared_down();
 	test_signals_stay_with_the_application();
+	test_max_peers();
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	printf("test_session: all scenarios passed (%.2f s)\n",
 	       (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
