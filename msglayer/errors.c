@@ -30,6 +30,20 @@ const char *ml_strerror(int status)
 	}
 }
 
+const char *ml_status_name(int status)
+{
+	static const char *const names[] = {
+		"ML_OK", "ML_EINVAL", "ML_ENOMEM", "ML_EAGAIN", "ML_ETOOBIG", "ML_ETIMEDOUT",
+		"ML_EPEERRESTART", "ML_EPEERDOWN", "ML_ECANCELED", "ML_EPROTO", "ML_EVERSION",
+		"ML_EADDR", "ML_ESYS", "ML_EEXIST", "ML_ENOENT", "ML_ENOTCONN", "ML_ENODE",
+		"ML_EABORTED", "ML_EDEADLINE", "ML_EAUTH", "ML_EKEY", "ML_ELIMIT",
+	};
+	_Static_assert(sizeof(names) / sizeof(names[0]) == 1 - ML_ELIMIT,
+		       "a name for every status, in order");
+	return status <= 0 && -status < (int)(sizeof(names) / sizeof(names[0])) ? names[-status]
+										 : "ML_EUNKNOWN";
+}
+
 const char *ml_path_state_name(int state)
 {
 	switch (state) {

@@ -57,6 +57,9 @@ enum ml_status {
 
 /* Text for any status above (never NULL; unknown codes get a generic text). */
 const char *ml_strerror(int status);
+/* The status's name, "ML_EAUTH" (never NULL; "ML_EUNKNOWN" for others): for
+ * logs and JSON that scripts read. */
+const char *ml_status_name(int status);
 
 /* ---- buffer references --------------------------------------------------- */
 

@@ -54,17 +54,6 @@ struct perf_stats_resp {
 	uint64_t duplicates;
 };
 
-static const char *status_name(int st)
-{
-	static const char *names[] = {
-		"ML_OK", "ML_EINVAL", "ML_ENOMEM", "ML_EAGAIN", "ML_ETOOBIG", "ML_ETIMEDOUT",
-		"ML_EPEERRESTART", "ML_EPEERDOWN", "ML_ECANCELED", "ML_EPROTO", "ML_EVERSION",
-		"ML_EADDR", "ML_ESYS", "ML_EEXIST", "ML_ENOENT", "ML_ENOTCONN", "ML_ENODE",
-		"ML_EABORTED", "ML_EDEADLINE",
-	};
-	return st <= 0 && -st < (int)(sizeof(names) / sizeof(names[0])) ? names[-st] : "ML_EUNKNOWN";
-}
-
 static void die_usage(const char *fmt, const char *arg)
 {
 	fprintf(stderr, "ml-perf: ");
@@ -211,7 +200,7 @@ static int server_main(int argc, char **argv)
 		{ "listen", required_argument, 0, 'l' },   { "node", required_argument, 0, 'n' },
 		{ "port-file", required_argument, 0, 'p' }, { "workers", required_argument, 0, 'w' },
 		{ "admin-socket", required_argument, 0, 'a' }, { "help", no_argument, 0, 'h' },
-		{ 0, 0, 0, 0 },
+		{ "key-file", required_argument, 0, 'k' }, { 0, 0, 0, 0 },
 	};
 	const char *listen[MAX_PATHS], *port_file = NULL;
 	unsigned nlisten = 0;
@@ -219,7 +208,7 @@ static int server_main(int argc, char **argv)
 	ml_config_init(&cfg);
 	cfg.node_id = 1;
 	int c;
-	while ((c = getopt_long(argc, argv, "l:n:p:w:a:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "l:n:p:w:a:k:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'l':
 			if (nlisten == MAX_PATHS)
@@ -230,6 +219,7 @@ static int server_main(int argc, char **argv)
 		case 'p': port_file = optarg; break;
 		case 'w': cfg.workers = (unsigned)atoi(optarg); break;
 		case 'a': cfg.admin_socket = optarg; break;
+		case 'k': cfg.key_file = optarg; break;
 		default: die_usage("server: unknown option%s", "");
 		}
 	}
@@ -309,6 +299,7 @@ static struct {
 	size_t size, resp_size;
 	unsigned window;
 	double duration, rate, warmup, drain, interval, session_timeout;
+	const char *key_file;
 	int json;
 	struct fault_plan faults[MAX_FAULTS];
 	unsigned nfaults;
@@ -716,7 +707,7 @@ static void print_report(double measured_s, uint64_t lost)
 	printf("\"errors\": {");
 	for (int i = 1, first = 1; i < 32; i++)
 		if (cl.errors[i]) {
-			printf("%s\"%s\": %" PRIu64, first ? "" : ", ", status_name(-i), cl.errors[i]);
+			printf("%s\"%s\": %" PRIu64, first ? "" : ", ", ml_status_name(-i), cl.errors[i]);
 			first = 0;
 		}
 	printf("}, \"completed_after_last_failure\": %" PRIu64 ", ", cl.completed_after_last_failure);
@@ -758,7 +749,8 @@ static void client_options(int argc, char **argv)
 		{ "drain", required_argument, 0, 'D' },     { "interval", required_argument, 0, 'i' },
 		{ "fault", required_argument, 0, 'f' },     { "json", no_argument, 0, 'j' },
 		{ "node", required_argument, 0, 'n' },      { "server-node", required_argument, 0, 'N' },
-		{ "session-timeout", required_argument, 0, 'S' }, { 0, 0, 0, 0 },
+		{ "session-timeout", required_argument, 0, 'S' }, { "key-file", required_argument, 0, 'k' },
+		{ 0, 0, 0, 0 },
 	};
 	int c;
 	long resp = -1, size = -1, window = -1;
@@ -767,7 +759,7 @@ static void client_options(int argc, char **argv)
 	cl.interval = 1;
 	cl.node = 2;
 	cl.server_node = 1;
-	while ((c = getopt_long(argc, argv, "p:t:s:r:w:d:R:W:D:i:f:jn:N:S:", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "p:t:s:r:w:d:R:W:D:i:f:jn:N:S:k:", opts, NULL)) != -1) {
 		switch (c) {
 		case 'p': add_urls(optarg); break;
 		case 't':
@@ -792,6 +784,7 @@ static void client_options(int argc, char **argv)
 		case 'n': cl.node = (uint32_t)strtoul(optarg, NULL, 0); break;
 		case 'N': cl.server_node = (uint32_t)strtoul(optarg, NULL, 0); break;
 		case 'S': cl.session_timeout = atof(optarg); break;
+		case 'k': cl.key_file = optarg; break;
 		case 'f':
 			if (cl.nfaults == MAX_FAULTS)
 				die_usage("too many --fault (at most 16)%s", "");
@@ -850,6 +843,7 @@ static int client_main(int argc, char **argv)
 	cfg.on_path_event = on_path_event;
 	if (cl.session_timeout > 0)
 		cfg.session_timeout_s = cl.session_timeout;
+	cfg.key_file = cl.key_file;
 	int rc = ml_ctx_create(&cfg, &cl.ctx);
 	if (!rc)
 		rc = ml_peer_add(cl.ctx, cl.server_node, cl.urls, cl.nurls, &cl.peer);
@@ -906,12 +900,13 @@ static int client_main(int argc, char **argv)
 
 static const char usage[] =
 	"usage: ml-perf server --listen URL [--listen URL...] [--node N] [--port-file FILE]\n"
-	"                      [--workers N] [--admin-socket PATH]\n"
+	"                      [--workers N] [--admin-socket PATH] [--key-file FILE]\n"
 	"       ml-perf client --peer URL[,URL...] [--test rr|stream|bw] [--size BYTES]\n"
 	"                      [--resp-size BYTES] [--window N] [--duration S] [--rate R]\n"
 	"                      [--warmup S] [--drain S] [--interval S] [--json]\n"
 	"                      [--fault at=S,path=I,kind=NAME[,value=X][,for=S]]...\n"
 	"                      [--node N] [--server-node N] [--session-timeout S]\n"
+	"                      [--key-file FILE]\n"
 	"Exit: 0 all requests succeeded once; 1 lost, duplicated or failed; 2 usage or setup.\n"
 	"See doc/ml-perf.md.\n";
 

@@ -50,9 +50,24 @@ expect '.paths[1].failures == 0' "$WORK/blackhole.json" "the other did not" '.pa
 expect '.inflight_at_fault >= 0 and .time_to_recover_s >= 0' "$WORK/blackhole.json" \
 	"fault figures reported" '{inflight_at_fault, time_to_recover_s}'
 
+echo "== ml-perf with a cluster key"
+"$BIN/ml-keygen" "$WORK/key" >/dev/null || fail "ml-keygen"
+"$PERF" server --listen tcp://127.0.0.1:0 --port-file "$WORK/kports" --key-file "$WORK/key" \
+	--node 5 2>"$WORK/kserver.log" &
+KSERVER=$!
+for (( i = 0; i < 1000; i++ )); do [ -s "$WORK/kports" ] && break; sleep 0.01; done
+"$PERF" client --peer "tcp://127.0.0.1:$(cat "$WORK/kports")" --server-node 5 --key-file "$WORK/key" \
+	--interval 0 --json --duration 0.5 >"$WORK/keyed.json" 2>"$WORK/keyed.log" ||
+	fail "keyed run: $(tail -2 "$WORK/keyed.log")"
+expect '.completed > 0 and .lost == 0' "$WORK/keyed.json" "authenticated run completes" .completed
+kill "$KSERVER"
+wait "$KSERVER"
+
 echo "== ml-perf usage errors"
+chmod 644 "$WORK/key"
 for args in "client" "client --peer $URLS --test nope" "client --peer $URLS --fault at=1,kind=bogus" \
-	"client --peer $URLS --window 0" "bogus"; do
+	"client --peer $URLS --window 0" "bogus" "client --peer $URLS --key-file $WORK/key" \
+	"client --peer $URLS --key-file $WORK/none"; do
 	# shellcheck disable=SC2086  # word splitting wanted
 	"$PERF" $args >/dev/null 2>&1
 	rc=$?
