@@ -93,7 +93,7 @@ static int config_complete(struct ml_config *c)
 		c->log = log_stderr;
 	if (c->node_id == 0 || c->max_frag_payload < 4096 || c->max_frag_payload > (16u << 20) ||
 	    c->max_inflight_msgs > (1u << 20) || c->sched_policy > ML_SCHED_ROUND_ROBIN ||
-	    c->workers > 64 || !(c->reconnect_min_s > 0) || c->reconnect_min_s > c->reconnect_max_s ||
+	    c->workers > 64 || c->busy_poll_us > 1000000 || !(c->reconnect_min_s > 0) || c->reconnect_min_s > c->reconnect_max_s ||
 	    !(c->session_timeout_s > 0) || !(c->heartbeat_interval_s >= 0.001) ||
 	    !(c->path_down_s >= 0) || !(c->all_silent_down_s > 0) || !(c->probation_s > 0) ||
 	    !(c->flap_window_s > 0) || !(c->flap_hold_max_s > 0) || !(c->tcp_user_timeout_s >= 0.1))
@@ -155,6 +155,11 @@ static void worker_stop(struct ml_worker *w)
 	rcu_read_unlock();
 	ev_async_stop(w->loop, &w->wake);
 	ev_prepare_stop(w->loop, &w->flush);
+	if (ev_is_active(&w->spin)) {
+		if (!w->own_loop)
+			ev_ref(w->loop);
+		ev_idle_stop(w->loop, &w->spin);
+	}
 	if (w->own_loop)
 		ev_break(w->loop, EVBREAK_ALL);
 }
@@ -258,6 +263,7 @@ static void on_wake(struct ev_loop *loop, ev_async *a, int revents)
 	struct cds_wfcq_node *n;
 	(void)loop;
 	(void)revents;
+	w->active = 1;
 	while (!w->stopped && (n = cds_wfcq_dequeue_blocking(&w->qhead, &w->qtail))) {
 		struct ml_cmd *c = caa_container_of(n, struct ml_cmd, node);
 		HANDOFF_ACQUIRE(c);
@@ -268,11 +274,37 @@ static void on_wake(struct ev_loop *loop, ev_async *a, int revents)
 /* Runs once per loop turn before the loop sleeps: every session hands its
  * pending fragments and acks to paths, then every path writes its batch with
  * one writev. This is where batching happens. */
+/* Spinning: the loop keeps polling without sleeping, so that an answer
+ * due soon is seen without a wake-up (a few microseconds each way). */
+static void on_spin(struct ev_loop *loop, ev_idle *idle, int revents)
+{
+	struct ml_worker *w = caa_container_of(idle, struct ml_worker, spin);
+	(void)revents;
+	if (ev_time() < w->spin_until)
+		return;
+	if (!w->own_loop)
+		ev_ref(loop); /* undo the unref of spin_after_activity */
+	ev_idle_stop(loop, idle);
+}
+
+static void spin_after_activity(struct ml_worker *w)
+{
+	w->active = 0;
+	w->spin_until = ev_time() + w->ctx->cfg.busy_poll_us * 1e-6;
+	if (ev_is_active(&w->spin))
+		return;
+	ev_idle_start(w->loop, &w->spin);
+	if (!w->own_loop)
+		ev_unref(w->loop); /* embedded: spinning must not keep the caller's ev_run alive */
+}
+
 static void on_flush(struct ev_loop *loop, ev_prepare *pr, int revents)
 {
 	struct ml_worker *w = caa_container_of(pr, struct ml_worker, flush);
 	(void)loop;
 	(void)revents;
+	if (w->active && w->ctx->cfg.busy_poll_us && !w->stopped)
+		spin_after_activity(w);
 	while (!cds_list_empty(&w->dirty_peers)) {
 		struct ml_peer *p = cds_list_first_entry(&w->dirty_peers, struct ml_peer, dirty_link);
 		cds_list_del_init(&p->dirty_link);
@@ -459,6 +491,7 @@ int ml_ctx_create(const struct ml_config *cfg, ml_ctx **out)
 		ev_async_init(&w->wake, on_wake);
 		ev_async_start(w->loop, &w->wake);
 		ev_prepare_init(&w->flush, on_flush);
+		ev_idle_init(&w->spin, on_spin);
 		ev_prepare_start(w->loop, &w->flush);
 		if (!w->own_loop) {
 			/* Embedded: the caller's thread runs the loop; keep our

@@ -333,6 +333,9 @@ struct ml_worker {
 	pthread_t thread;
 	ev_async wake;
 	ev_prepare flush;           /* batches: one write per path per loop turn */
+	ev_idle spin;               /* busy_poll_us: while active, the loop polls without sleeping */
+	double spin_until;          /* ev_time() until which it spins after the last activity */
+	int active;                 /* messages moved since the last flush (not heartbeats) */
 	struct cds_wfcq_head qhead;
 	struct cds_wfcq_tail qtail;
 	struct cds_list_head dirty_peers;

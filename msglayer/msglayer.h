@@ -146,6 +146,9 @@ struct ml_config {
 	uint32_t max_peers;           /* peers (sessions) per context (4096): a node that connects
 	                                 beyond it is refused, ml_peer_add fails with ML_ELIMIT */
 	unsigned sched_policy;        /* enum ml_sched_policy */
+	unsigned busy_poll_us;        /* after traffic, a worker polls without sleeping this long
+	                                 (0: never, the default): lower latency for a core's worth
+	                                 of CPU while traffic flows */
 
 	double reconnect_min_s;       /* first reconnect delay (0.01 s) */
 	double reconnect_max_s;       /* backoff cap (2 s) */

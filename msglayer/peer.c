@@ -239,6 +239,7 @@ static void ack_seq(struct ml_peer *p, uint64_t seq)
 
 void ml_peer_on_ack(struct ml_peer *p, const struct ml_ack *a)
 {
+	p->w->active = 1;
 	/* Numbers we never sent are ignored: loops stay bounded by our window. */
 	uint64_t top = p->next_seq - 1;
 	uint64_t cum = a->cum < top ? a->cum : top;
@@ -425,6 +426,7 @@ static void arm_session_timer(struct ml_peer *p)
 
 void ml_peer_submit(struct ml_peer *p, struct ml_msg_out *m)
 {
+	p->w->active = 1;
 	if (m->req) {
 		struct ml_request *req = m->req;
 		cds_list_del(&req->link);
@@ -698,6 +700,7 @@ int ml_peer_on_data(struct ml_peer *p, struct ml_path *path, const struct ml_fra
 		    const uint8_t *payload)
 {
 	(void)path;
+	p->w->active = 1;
 	if (h->payload_len > p->frag_size)
 		return -1; /* 6.3: a longer message must come in fragments of at most F */
 	switch (ml_rxwin_check(&p->rx, h->seq)) {

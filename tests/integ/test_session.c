@@ -26,6 +26,8 @@
  *  10. signals_stay_with_the_application: worker threads block every signal
  *  11. max_peers: past the limit a connecting node gets CLOSE(ML_ELIMIT) and
  *      ml_peer_add fails with ML_ELIMIT; the peer there is keeps working
+ *  12. busy_poll: requests are answered with busy polling on, ev_run still
+ *      returns in embedded mode, and the spinning stops when traffic does
  *
  * The test uses the internal codec (wire.h) only to forge and read raw frames
  * in scenario 6; everything else goes through msglayer.h.
@@ -1709,6 +1711,78 @@ static void test_max_peers(void)
 	       "the first peer still served\n");
 }
 
+/* ======================================================================
+ * 12. busy_poll
+ *
+ * With busy_poll_us, a worker polls without sleeping after traffic. In
+ * embedded mode that must not keep the caller's ev_run from returning, and
+ * once traffic stops the spinning must stop: over 0.3 s of idle loop the
+ * process may use only a small part of the CPU time a spin would take.
+ * ====================================================================== */
+
+static double cpu_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void on_idle_end(struct ev_loop *l, ev_timer *t, int revents)
+{
+	(void)l;
+	(void)revents;
+	*(int *)t->data = 1;
+}
+
+static void test_busy_poll(void)
+{
+	struct ev_loop *loop = ev_loop_new(0);
+	struct restart_srv s = { .answer = 1 };
+	struct ml_config c;
+	cfg_base(&c, SRV_NODE, loop);
+	c.on_request = r_serve;
+	c.cb_arg = &s;
+	c.busy_poll_us = 20000;
+	ml_ctx *srv = ctx_create(&c);
+	unsigned port = listen_on(srv, 0, 0);
+	cfg_base(&c, CLI_NODE, loop);
+	c.busy_poll_us = 20000;
+	ml_ctx *cli = ctx_create(&c);
+	ml_peer *peer = add_peer(cli, SRV_NODE, port);
+	for (int i = 0; i < 100; i++) {
+		struct outcome o;
+		memset(&o, 0, sizeof(o));
+		struct ml_buf b = ml_buf_plain("spin", 4);
+		CHECK(ml_request_send(peer, (uint64_t)i, &b, 1, ML_SEND_COPY, record, &o) == ML_OK, "send");
+		step = "busy_poll: a request is answered";
+		run_until(loop, &o.done, WAIT_S);
+		CHECK(o.status == ML_OK && !strcmp(o.text, "spin"), "request %d: %s", i,
+		      ml_strerror(o.status));
+	}
+	/* Idle (heartbeats only): the spin ends 20 ms after the last message. */
+	ev_timer idle;
+	int idle_over = 0;
+	ev_timer_init(&idle, on_idle_end, 0.05, 0);
+	idle.data = &idle_over;
+	ev_timer_start(loop, &idle);
+	step = "busy_poll: settle";
+	run_until(loop, &idle_over, WAIT_S);
+	double c0 = cpu_s(), t0 = ev_time();
+	idle_over = 0;
+	ev_timer_set(&idle, 0.3, 0);
+	ev_timer_start(loop, &idle);
+	step = "busy_poll: 0.3 s idle";
+	run_until(loop, &idle_over, WAIT_S);
+	double used = cpu_s() - c0, wall = ev_time() - t0;
+	CHECK(used < 0.5 * wall, "idle for %.2f s, the process used %.2f s of CPU: still spinning",
+	      wall, used);
+	ml_ctx_destroy(cli);
+	ml_ctx_destroy(srv);
+	ev_loop_destroy(loop);
+	printf("  busy_poll: 100 requests answered with 20 ms of busy polling on both sides; "
+	       "idle afterwards: %.0f ms of CPU in %.0f ms\n", used * 1e3, wall * 1e3);
+}
+
 int main(void)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -1725,6 +1799,7 @@ int main(void)
 	test_declared_down();
 	test_signals_stay_with_the_application();
 	test_max_peers();
+	test_busy_poll();
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	printf("test_session: all scenarios passed (%.2f s)\n",
 	       (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
