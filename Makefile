@@ -91,6 +91,10 @@ $(BUILD)/tests/%: tests/integ/%.c $(wildcard tests/integ/*.h) $(BUILD)/lib/libms
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Imsglayer $(LDFLAGS) -o $@ $< $(BUILD)/lib/libmsglayer.a $(LIBS)
 
+$(BUILD)/tests/%: tests/corosync/%.c $(BUILD)/lib/libmsglayer.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Imsglayer $(LDFLAGS) -o $@ $< $(BUILD)/lib/libmsglayer.a $(LIBS)
+
 # Every test runs even when one fails; the target fails if any did.
 check: deps
 	@$(MAKE) --no-print-directory all $(UNIT) $(INTEG)
@@ -104,10 +108,13 @@ unit:
 integ:
 	@fail=0; for t in $(INTEG_PLAIN); do echo "== $$t"; $$t || fail=1; done; exit $$fail
 
-# Discovery against a single-node Corosync in a network namespace (root;
-# prints SKIP otherwise). MLPS_TEST_WRAP="valgrind ..." runs it under a tool.
-corosync: $(BUILD)/tests/test_pubsub
-	@echo "== $< (tests/corosync/test_pubsub.sh)"; tests/corosync/test_pubsub.sh $<
+# Discovery against a single-node Corosync in a network namespace, then
+# across three nodes (root; each prints SKIP otherwise). MLPS_TEST_WRAP=
+# "valgrind ..." runs the single-node test under a tool.
+corosync: $(BUILD)/tests/test_pubsub $(BUILD)/tests/mlps_node
+	@fail=0; echo "== $< (tests/corosync/test_pubsub.sh)"; tests/corosync/test_pubsub.sh $< || fail=1; \
+		echo "== tests/corosync/test_pubsub3.sh"; \
+		tests/corosync/test_pubsub3.sh $(BUILD)/tests/mlps_node || fail=1; exit $$fail
 
 # The tools end to end, over loopback.
 tooltests:
