@@ -269,10 +269,15 @@ static void deliver_cb(cpg_handle_t h, const struct cpg_name *group, uint32_t no
  * processes) fail with ML_EPEERDOWN instead of waiting for a timeout. */
 static void sessions_down(struct conn *c, uint32_t node, uint32_t pid, const char *what)
 {
-	uint32_t ml_nodes[64];
-	unsigned n = mlps_reg_ml_nodes(c->reg, node, pid, ml_nodes, 64);
-	if (!n)
+	unsigned max = mlps_reg_count(c->reg); /* at least as many as there are ids */
+	uint32_t *ml_nodes = max ? malloc(max * sizeof(*ml_nodes)) : NULL;
+	unsigned n = ml_nodes ? mlps_reg_ml_nodes(c->reg, node, pid, ml_nodes, max) : 0;
+	if (!n) {
+		if (max && !ml_nodes)
+			logc(c, ML_LOG_ERR, "%s: out of memory: its sessions wait for their timeout", what);
+		free(ml_nodes);
 		return;
+	}
 	char why[96];
 	snprintf(why, sizeof(why), "Corosync: %s", what);
 	for (struct mlps *ps = c->handles; ps; ps = ps->next) {
@@ -282,6 +287,7 @@ static void sessions_down(struct conn *c, uint32_t node, uint32_t pid, const cha
 		if (!seen)
 			mlps_sessions_down(ps->cfg.msg_ctx, ml_nodes, n, why);
 	}
+	free(ml_nodes);
 }
 
 static void view_hook(void *owner, int event, struct mlps_record *view)
