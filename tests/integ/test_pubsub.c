@@ -192,6 +192,12 @@ static int child_main(const char *name)
 		fprintf(stderr, "child: mlps_create: %s: %s\n", mlps_strerror(rc), mlps_last_error());
 		return 1;
 	}
+	/* The handler first: the parent may send SIGTERM as soon as it sees
+	 * the record, which can be before ev_run starts. */
+	ev_signal sig;
+	ev_signal_init(&sig, child_term, SIGTERM);
+	sig.data = ps;
+	ev_signal_start(l, &sig);
 	struct mlps_attr a[] = { mlps_attr_u64("size", 1u << 30), mlps_attr_bool("ro", 0) };
 	const char *eps[] = { "tcp://127.0.0.1:7500" };
 	rc = mlps_publish(ps, name, a, 2, eps, 1);
@@ -199,10 +205,6 @@ static int child_main(const char *name)
 		fprintf(stderr, "child: mlps_publish: %s\n", mlps_last_error());
 		return 1;
 	}
-	ev_signal sig;
-	ev_signal_init(&sig, child_term, SIGTERM);
-	sig.data = ps;
-	ev_signal_start(l, &sig);
 	ev_run(l, 0);
 	return 0;
 }
