@@ -45,7 +45,15 @@ LIB_SRC := $(wildcard msglayer/*.c) $(wildcard transports/*.c) $(wildcard failov
 	$(wildcard pubsub/*.c)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 TOOLS := $(patsubst tools/%.c,$(BUILD)/bin/%,$(wildcard tools/*.c))
-EXAMPLES := $(patsubst examples/%.c,$(BUILD)/bin/%,$(wildcard examples/*.c))
+# examples/block: ml-blockd (backend) and ml-blockcli (frontend) share the
+# block protocol, the I/O buffers and option parsing.
+BLOCK_COMMON := blockproto iobuf parse
+BLOCKD_OBJ := $(patsubst %,$(BUILD)/obj/examples/block/%.o,blockd volume service ioqueue \
+	$(BLOCK_COMMON))
+BLOCKCLI_OBJ := $(patsubst %,$(BUILD)/obj/examples/block/%.o,blockcli backends engine \
+	workload pattern copy report $(BLOCK_COMMON))
+EXAMPLES := $(patsubst examples/%.c,$(BUILD)/bin/%,$(wildcard examples/*.c)) \
+	$(BUILD)/bin/ml-blockd $(BUILD)/bin/ml-blockcli $(BUILD)/bin/ml-hello
 UNIT := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 INTEG := $(patsubst tests/integ/%.c,$(BUILD)/tests/%,$(wildcard tests/integ/test_*.c))
 
@@ -82,6 +90,24 @@ $(BUILD)/bin/%: tools/%.c $(wildcard tools/*.h) $(BUILD)/lib/libmsglayer.a
 $(BUILD)/bin/%: examples/%.c $(BUILD)/lib/libmsglayer.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Imsglayer $(LDFLAGS) -o $@ $< $(BUILD)/lib/libmsglayer.a $(LIBS)
+
+# Examples use the public headers only (and ml-perf's latency histogram).
+$(BUILD)/obj/examples/%.o: examples/%.c $(wildcard examples/block/*.h) msglayer/msglayer.h \
+		pubsub/mlpubsub.h tools/perf_hist.h Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Imsglayer -Ipubsub -Itools -c $< -o $@
+
+$(BUILD)/bin/ml-blockd: $(BLOCKD_OBJ) $(BUILD)/lib/libmsglayer.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $(BLOCKD_OBJ) $(BUILD)/lib/libmsglayer.a $(LIBS)
+
+$(BUILD)/bin/ml-blockcli: $(BLOCKCLI_OBJ) $(BUILD)/lib/libmsglayer.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $(BLOCKCLI_OBJ) $(BUILD)/lib/libmsglayer.a $(LIBS)
+
+$(BUILD)/bin/ml-hello: examples/hello/hello.c $(BUILD)/lib/libmsglayer.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Imsglayer -Ipubsub $(LDFLAGS) -o $@ $< $(BUILD)/lib/libmsglayer.a $(LIBS)
 
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/lib/libmsglayer.a
 	@mkdir -p $(dir $@)
