@@ -90,6 +90,10 @@ mlctl clear 1 0 >/dev/null || echo "demo: mlctl clear failed"
 wait "$CLIENT"
 rc=$?
 CLIENT=
+# The backend's side of the cut: its answers that were on path 0 went again.
+resent=$(in_ns "$BIN/mlctl" --socket "$W/blockd.sock" --json status 2>/dev/null |
+	jq '[.peers[].frames_resent] | add // 0' 2>/dev/null)
+echo "ml-blockd: frames resent to the client: ${resent:-?}"
 kill -TERM "$DAEMON"
 wait "$DAEMON"
 drc=$?

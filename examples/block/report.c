@@ -186,7 +186,7 @@ static struct engine_stall stall_between(const struct report *r, double from, do
 	return best;
 }
 
-static void print_paths(struct report *r)
+static void print_paths(struct report *r, int switched)
 {
 	struct ml_path_stats ps[REPORT_PATHS];
 	struct ml_peer_stats st;
@@ -200,8 +200,8 @@ static void print_paths(struct report *r)
 			tot[p] += per[p][i];
 		}
 	static const char *const names[] = { "before", "during", "after" };
-	fprintf(r->out, "  traffic per path (bytes sent + received, share)%s\n",
-		r->window == WINDOW_NONE ? "" : ":");
+	fprintf(r->out, "  traffic per path (bytes sent + received, share%s):\n",
+		switched ? "; of the backend in use at the end, since it took over" : "");
 	fprintf(r->out, "    path %-26s", "");
 	for (int p = 0; p < 3; p++)
 		if (r->window != WINDOW_NONE || p == 0)
@@ -232,8 +232,8 @@ int report_summary(struct report *r, const struct report_end *end)
 	if (r->peer)
 		ml_peer_stats_get(r->peer, &st, NULL, NULL);
 	double el = ev_time() - r->t0;
-	uint64_t ios = e->ops_done[BLK_READ] + e->ops_done[BLK_WRITE] + e->ops_done[BLK_DISCARD] +
-		       e->ops_done[BLK_FLUSH];
+	/* The final flush is the run's epilogue, not one of its I/Os. */
+	uint64_t ios = e->ops_done[BLK_READ] + e->ops_done[BLK_WRITE] + e->ops_done[BLK_DISCARD];
 	uint64_t data = e->bytes_done[BLK_READ] + e->bytes_done[BLK_WRITE];
 	uint64_t lost = e->failed + end->never_completed;
 	char a[32], b[32], c[32], d[32];
@@ -241,7 +241,7 @@ int report_summary(struct report *r, const struct report_end *end)
 
 	fprintf(o, "\nsummary (%s):\n", end->what);
 	fprintf(o, "  I/Os       %" PRIu64 " done in %.1f s: %.0f IOPS, %s/s (%" PRIu64 " reads, %"
-		PRIu64 " writes, %" PRIu64 " discards, %" PRIu64 " flushes)\n", ios, el, ios / el,
+		PRIu64 " writes, %" PRIu64 " discards; %" PRIu64 " flushes)\n", ios, el, ios / el,
 		fmt_bytes(data / el, a, sizeof(a)), e->ops_done[BLK_READ], e->ops_done[BLK_WRITE],
 		e->ops_done[BLK_DISCARD], e->ops_done[BLK_FLUSH]);
 	if (end->copied || strcmp(end->what, "I/Os"))
@@ -293,7 +293,7 @@ int report_summary(struct report *r, const struct report_end *end)
 			fprintf(o, "  fault      window t=%.1f s .. t=%.1f s%s\n", r->win_start, r->win_end,
 				r->fault);
 	}
-	print_paths(r);
+	print_paths(r, end->switches > 0);
 	int ok = !lost && !e->duplicated && !end->flush_status &&
 		 !(end->vc && end->vc->mismatches);
 	if (ok && end->vc && end->vc->enabled)

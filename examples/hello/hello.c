@@ -1,12 +1,10 @@
-/* hello.c - publish a service, discover it, ask it something: msglayer and
- * its discovery in one process, on one libev loop. Needs a running Corosync:
+/* hello.c - publish a service, discover it, ask it something: msglayer and its
+ * discovery in one process, on one libev loop. Needs Corosync running here:
  * tests/corosync/cs.sh up1; tests/corosync/cs.sh exec 0 build/bin/ml-hello */
 #include <ev.h>
 #include <mlpubsub.h>
 #include <msglayer.h>
 #include <stdio.h>
-
-static struct ev_loop *loop;
 
 static void serve(void *arg, ml_peer *from, ml_request *req, const struct ml_msg *msg)
 {
@@ -17,9 +15,8 @@ static void serve(void *arg, ml_peer *from, ml_request *req, const struct ml_msg
 	ml_respond(req, &b, 1, ML_SEND_COPY, NULL, NULL);
 }
 
-static void answered(void *arg, int status, const struct ml_msg *resp)
+static void answered(void *loop, int status, const struct ml_msg *resp)
 {
-	(void)arg;
 	if (status == ML_OK)
 		printf("client: answer \"%.*s\"\n", (int)resp->len, (const char *)resp->data);
 	else
@@ -28,15 +25,15 @@ static void answered(void *arg, int status, const struct ml_msg *resp)
 }
 
 /* The record comes with a session to its publisher (connect_publishers). */
-static void found(void *arg, mlps_sub *sub, int event, int reason,
+static void found(void *loop, mlps_sub *sub, int event, int reason,
 		  const struct mlps_record *rec, const struct mlps_record *old)
 {
-	(void)arg, (void)sub, (void)reason, (void)old;
+	(void)sub, (void)reason, (void)old;
 	if (event != MLPS_ADDED || !rec->peer)
 		return;
 	printf("client: found %s at %s\n", rec->name, rec->endpoints[0]);
 	struct ml_buf b = ml_buf_plain("hi", 2);
-	ml_request_send(rec->peer, 1, &b, 1, ML_SEND_COPY, answered, NULL);
+	ml_request_send(rec->peer, 1, &b, 1, ML_SEND_COPY, answered, loop);
 }
 
 int main(void)
@@ -44,38 +41,36 @@ int main(void)
 	struct ml_config cfg;
 	struct mlps_config pc;
 	ml_ctx *server, *client;
-	mlps *pub, *sub_handle;
+	mlps *pub, *subscriber;
 	mlps_sub *sub;
 	char url[64];
 
-	loop = ev_default_loop(0);
-	ml_config_init(&cfg);               /* node 1 serves, on a port the kernel picks */
+	struct ev_loop *loop = ev_default_loop(0);
+	ml_config_init(&cfg);           /* node 1 serves, on a port the kernel picks */
 	cfg.node_id = 1;
-	cfg.loop = loop;                    /* embedded: everything runs in ev_run below */
+	cfg.loop = loop;                /* embedded: everything runs in ev_run below */
 	cfg.on_request = serve;
 	if (ml_ctx_create(&cfg, &server) || ml_listen(server, "tcp://127.0.0.1:0"))
 		return 1;
 	snprintf(url, sizeof(url), "tcp://127.0.0.1:%u", ml_listen_port(server, 0));
-	ml_config_init(&cfg);               /* node 2 asks */
-	cfg.node_id = 2;
-	cfg.loop = loop;
+	cfg.node_id = 2;                /* node 2 asks */
+	cfg.on_request = NULL;
 	if (ml_ctx_create(&cfg, &client))
 		return 1;
-
-	mlps_config_init(&pc);              /* publish "hello/world" with node 1's endpoint */
+	mlps_config_init(&pc);          /* publish "hello/world" with node 1's endpoint */
 	pc.msg_ctx = server;
 	const char *eps[] = { url };
 	if (mlps_create(loop, &pc, &pub) || mlps_publish(pub, "hello/world", NULL, 0, eps, 1)) {
 		fprintf(stderr, "discovery: %s (is Corosync running here?)\n", mlps_last_error());
 		return 1;
 	}
-	pc.msg_ctx = client;                /* subscribe as node 2, with sessions */
+	pc.msg_ctx = client;            /* subscribe as node 2, with sessions */
 	pc.connect_publishers = 1;
-	if (mlps_create(loop, &pc, &sub_handle) ||
-	    mlps_subscribe(sub_handle, "hello/", NULL, found, NULL, &sub))
+	if (mlps_create(loop, &pc, &subscriber) ||
+	    mlps_subscribe(subscriber, "hello/", NULL, found, loop, &sub))
 		return 1;
-	ev_run(loop, 0);                    /* until the answer comes */
-	mlps_destroy(sub_handle);
+	ev_run(loop, 0);                /* until the answer comes */
+	mlps_destroy(subscriber);
 	mlps_destroy(pub);
 	ml_ctx_destroy(client);
 	ml_ctx_destroy(server);
