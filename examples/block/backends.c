@@ -149,8 +149,3 @@ void backends_stop(struct backends *b)
 		mlps_unsubscribe(b->sub);
 	b->sub = NULL;
 }
-
-const struct backend *backends_current(const struct backends *b)
-{
-	return b->cur >= 0 ? &b->list[b->cur] : NULL;
-}

@@ -51,7 +51,5 @@ struct backends {
  * Returns 0 or a status (mlps_strerror). */
 int backends_start(struct backends *b, mlps *ps, const char *volume, backends_cb cb, void *arg);
 void backends_stop(struct backends *b);
-/* The backend in use, or NULL. */
-const struct backend *backends_current(const struct backends *b);
 
 #endif

@@ -45,7 +45,7 @@ static const char usage[] =
 	"            --discard-pct N (0)  --bs SIZE (the volume's block size)  --qd N (16)\n"
 	"            --duration S (10)  --ios N  --rate IOPS  --region SIZE  --verify  --sync\n"
 	"            --seed N\n"
-	"put/get:    --bs SIZE (the backend's max_io)  --qd N  --length SIZE (get)\n"
+	"put/get:    --bs SIZE (the backend's max_io)  --qd N  --sync (put)  --length SIZE (get)\n"
 	"output:     --interval S (1; 0: none)  --fault-window auto|START,END  --ready-file PATH\n"
 	"failover:   --failover-wait S (10)  --drain S (10)\n"
 	"Exit: 0 every I/O completed once (and verified), 1 lost, duplicated, failed or\n"
@@ -343,6 +343,7 @@ static void start(void)
 	} else {
 		rc = copy_init(&cli.c, &cli.e, cli.mode == MODE_PUT, cli.file, cli.length,
 			       cli.wo.io_size, b->size, b->block_size, err, sizeof(err));
+		cli.c.write_flags = cli.wo.sync ? BLK_F_SYNC : 0;
 		cli.c.finished = finish_run;
 		cli.e.done = copy_done;
 		cli.e.refill = copy_refill;

@@ -71,6 +71,7 @@ static int issue(struct copy *c)
 	uint32_t n = data_len(c, c->next);
 	uint32_t len = (n + c->bs - 1) / c->bs * c->bs;
 	io->h.op = c->put ? BLK_WRITE : BLK_READ;
+	io->h.flags = c->put ? c->write_flags : 0;
 	io->h.offset = c->next;
 	io->h.length = len;
 	if (c->put) {

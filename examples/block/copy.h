@@ -19,6 +19,7 @@ struct copy {
 	uint64_t length;    /* bytes to copy */
 	uint32_t chunk;     /* bytes per I/O */
 	uint32_t bs;
+	uint32_t write_flags; /* put: BLK_F_SYNC for --sync */
 	uint64_t next;      /* offset of the next chunk to issue */
 	uint64_t copied;    /* bytes acknowledged */
 	uint64_t failed;    /* chunks that failed (after re-issues) */

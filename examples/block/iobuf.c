@@ -10,7 +10,6 @@ struct iobuf_pool {
 	pthread_mutex_t lock;
 	size_t size;
 	struct iobuf *free;
-	size_t outstanding;
 };
 
 int iobuf_pool_create(size_t size, struct iobuf_pool **out)
@@ -47,10 +46,8 @@ struct iobuf *iobuf_get(struct iobuf_pool *pool)
 {
 	pthread_mutex_lock(&pool->lock);
 	struct iobuf *b = pool->free;
-	if (b) {
+	if (b)
 		pool->free = b->next;
-		pool->outstanding++;
-	}
 	pthread_mutex_unlock(&pool->lock);
 	if (b)
 		return b;
@@ -62,9 +59,6 @@ struct iobuf *iobuf_get(struct iobuf_pool *pool)
 		free(b);
 		return NULL;
 	}
-	pthread_mutex_lock(&pool->lock);
-	pool->outstanding++;
-	pthread_mutex_unlock(&pool->lock);
 	return b;
 }
 
@@ -73,16 +67,7 @@ void iobuf_put(struct iobuf_pool *pool, struct iobuf *buf)
 	pthread_mutex_lock(&pool->lock);
 	buf->next = pool->free;
 	pool->free = buf;
-	pool->outstanding--;
 	pthread_mutex_unlock(&pool->lock);
-}
-
-size_t iobuf_outstanding(struct iobuf_pool *pool)
-{
-	pthread_mutex_lock(&pool->lock);
-	size_t n = pool->outstanding;
-	pthread_mutex_unlock(&pool->lock);
-	return n;
 }
 
 struct ml_buf iobuf_ref(const struct iobuf *buf, size_t off, size_t len)

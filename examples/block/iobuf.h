@@ -32,8 +32,6 @@ size_t iobuf_size(const struct iobuf_pool *pool);
 /* A buffer (reused, or allocated when none is free), or NULL: out of memory. */
 struct iobuf *iobuf_get(struct iobuf_pool *pool);
 void iobuf_put(struct iobuf_pool *pool, struct iobuf *buf);
-/* Buffers handed out and not put back. */
-size_t iobuf_outstanding(struct iobuf_pool *pool);
 
 /* The reference a send uses for bytes [off, off + len) of buf. */
 struct ml_buf iobuf_ref(const struct iobuf *buf, size_t off, size_t len);

@@ -10,7 +10,6 @@ struct ioqueue {
 	pthread_mutex_t lock;
 	pthread_cond_t wake;
 	struct iojob *head, **tail;
-	unsigned busy; /* queued + running */
 	int stopping;
 	unsigned nthreads;
 	pthread_t threads[];
@@ -32,7 +31,6 @@ static void *worker(void *arg)
 		pthread_mutex_unlock(&q->lock);
 		job->run(job);
 		pthread_mutex_lock(&q->lock);
-		q->busy--;
 	}
 	pthread_mutex_unlock(&q->lock);
 	return NULL;
@@ -74,17 +72,8 @@ void ioqueue_push(struct ioqueue *q, struct iojob *job)
 	pthread_mutex_lock(&q->lock);
 	*q->tail = job;
 	q->tail = &job->next;
-	q->busy++;
 	pthread_cond_signal(&q->wake);
 	pthread_mutex_unlock(&q->lock);
-}
-
-unsigned ioqueue_busy(struct ioqueue *q)
-{
-	pthread_mutex_lock(&q->lock);
-	unsigned n = q->busy;
-	pthread_mutex_unlock(&q->lock);
-	return n;
 }
 
 void ioqueue_stop(struct ioqueue *q)

@@ -18,8 +18,6 @@ struct ioqueue;
 int ioqueue_start(unsigned nthreads, struct ioqueue **out);
 /* Queue a job; any thread. */
 void ioqueue_push(struct ioqueue *q, struct iojob *job);
-/* Jobs queued or running. */
-unsigned ioqueue_busy(struct ioqueue *q);
 /* Run what is queued, then stop and join the threads, and free q. */
 void ioqueue_stop(struct ioqueue *q);
 
