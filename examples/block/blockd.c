@@ -205,11 +205,26 @@ static int publish(struct blockd *d)
 	return 0;
 }
 
+/* Is a client still connected? Answers to clients that left are never
+ * acknowledged: no reason to wait for them. */
+static int clients_connected(ml_ctx *ctx)
+{
+	ml_peer *peers[64];
+	unsigned n = ml_ctx_peers(ctx, peers, 64);
+	for (unsigned i = 0; i < n && i < 64; i++) {
+		struct ml_peer_stats st;
+		if (ml_peer_stats_get(peers[i], &st, NULL, NULL) == 0 && st.paths_up)
+			return 1;
+	}
+	return n > 64; /* not all checked: assume so */
+}
+
 static void on_drain(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	(void)revents;
 	struct blockd *d = w->data;
-	if (service_outstanding(d->svc) == 0 || ev_now(loop) >= d->drain_deadline) {
+	if (service_outstanding(d->svc) == 0 || !clients_connected(d->ctx) ||
+	    ev_now(loop) >= d->drain_deadline) {
 		ev_timer_stop(loop, w);
 		ev_break(loop, EVBREAK_ALL);
 	}

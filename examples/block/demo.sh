@@ -38,21 +38,33 @@ t_clear=$(awk -v s="$secs" 'BEGIN { printf "%.1f", s * 0.30 }')
 
 W=$(mktemp -d /tmp/ml-demo.XXXXXX)
 export CS_PREFIX=mldemo$$ CS_DIR=$W/corosync
-DAEMON= CLIENT=
+DAEMON= CLIENT= INTERRUPTED=
+# stop_client: a first signal makes it finish what is in flight and print
+# its summary; if it takes longer than 5 s, a second one stops it at once.
+# After Ctrl-C it has its SIGINT already (it shares the terminal).
+stop_client() {
+	[ "$INTERRUPTED" = INT ] || kill -INT "$CLIENT" 2>/dev/null
+	(sleep 5; kill -TERM "$CLIENT" 2>/dev/null) &
+	local watchdog=$!
+	wait "$CLIENT"
+	kill "$watchdog" 2>/dev/null
+	CLIENT=
+}
 cleanup() {
 	trap - INT TERM
-	# A client still running gets a second signal: it stops at once and
-	# prints what it has (the terminal's Ctrl-C may have been the first).
-	[ -n "$CLIENT" ] && kill -TERM "$CLIENT" 2>/dev/null && wait "$CLIENT"
+	[ -n "$CLIENT" ] && stop_client
 	[ -n "$DAEMON" ] && kill -TERM "$DAEMON" 2>/dev/null && wait "$DAEMON"
 	"$cs" down >/dev/null 2>&1
 	rm -rf "$W"
 }
 trap cleanup EXIT
-trap 'echo; echo "demo: interrupted"; exit 130' INT TERM
+trap 'INTERRUPTED=INT; echo; echo "demo: interrupted"; exit 130' INT
+trap 'INTERRUPTED=TERM; echo; echo "demo: terminated"; exit 143' TERM
 fail() { echo "demo: FAILED: $*"; exit 1; }
 # Background jobs are started with "$cs" exec directly: cs.sh and ip netns
 # exec both exec, so $! is the program's pid (a function would fork a shell).
+# The backend runs in a session of its own: Ctrl-C must reach the client
+# (which then finishes its I/O) but not the backend still answering it.
 in_ns() { "$cs" exec 0 "$@"; }
 
 echo "== msglayer demo: a block volume over two TCP paths; one is cut under load"
@@ -62,7 +74,7 @@ echo "-- a private single-node Corosync (network namespace ${CS_PREFIX}0)"
 in_ns ip route get 127.0.0.2 2>/dev/null | grep -q "dev lo" || fail "127.0.0.2 is not local in the namespace"
 
 echo "-- ml-blockd: volume block/demo (64 MiB, sparse) on tcp://127.0.0.1 and tcp://127.0.0.2"
-"$cs" exec 0 "$BIN/ml-blockd" --node 1 --volume name=demo,size=64M --sched round-robin \
+setsid "$cs" exec 0 "$BIN/ml-blockd" --node 1 --volume name=demo,size=64M --sched round-robin \
 	--listen tcp://127.0.0.1:0 --listen tcp://127.0.0.2:0 --admin-socket "$W/blockd.sock" \
 	2>"$W/blockd.log" &
 DAEMON=$!
