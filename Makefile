@@ -25,6 +25,7 @@ endif
 ifneq ($(findstring thread,$(SANITIZE)),)
 export TSAN_OPTIONS ?= suppressions=$(CURDIR)/tests/sanitizers/tsan.supp halt_on_error=1
 export ML_TEST_REQUESTS ?= 5000
+export BLOCK_TEST_IOS ?= 30000
 endif
 export UBSAN_OPTIONS ?= print_stacktrace=1
 
