@@ -298,6 +298,7 @@ static void on_drain_timer(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)revents;
 	fprintf(stderr, PROG ": %u I/Os still outstanding after %.0f s: given up\n", cli.e.inflight,
 		cli.drain_s);
+	cli.e.refill = NULL; /* given up: no final flush either */
 	engine_fail_held(&cli.e, ML_EPEERDOWN); /* held for a backend that did not come */
 	ev_break(loop, EVBREAK_ALL);
 }

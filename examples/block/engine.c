@@ -21,21 +21,24 @@ int engine_init(struct engine *e, struct ev_loop *loop, unsigned qd, size_t buf_
 	e->hold_max_s = hold_max_s;
 	e->held_tail = &e->held;
 	e->next_tag = 1;
+	ev_timer_init(&e->hold_timer, on_hold_timeout, hold_max_s, 0);
+	e->hold_timer.data = e;
 	e->slots = calloc(qd, sizeof(*e->slots));
 	if (!e->slots || iobuf_pool_create(buf_size, &e->bufs))
-		return -1;
+		goto nomem;
 	for (unsigned i = qd; i-- > 0;) {
 		struct io *io = &e->slots[i];
 		io->engine = e;
 		io->buf = iobuf_get(e->bufs);
 		if (!io->buf)
-			return -1;
+			goto nomem;
 		io->next = e->free;
 		e->free = io;
 	}
-	ev_timer_init(&e->hold_timer, on_hold_timeout, hold_max_s, 0);
-	e->hold_timer.data = e;
 	return 0;
+nomem:
+	engine_destroy(e);
+	return -1;
 }
 
 void engine_destroy(struct engine *e)
@@ -112,7 +115,9 @@ static void note_completion(struct engine *e)
 	e->last_completion = t;
 }
 
-static void finish(struct engine *e, struct io *io, int status, const void *data)
+/* refill: let the producer issue more (not when finishing from inside a
+ * send, which would recurse as deep as sends keep failing). */
+static void finish(struct engine *e, struct io *io, int status, const void *data, int refill)
 {
 	note_completion(e);
 	if (status == 0) {
@@ -134,7 +139,7 @@ static void finish(struct engine *e, struct io *io, int status, const void *data
 	tag_mark(e, io->tag);
 	e->done(e->arg, io, status, data);
 	engine_put(e, io);
-	if (e->refill)
+	if (refill && e->refill)
 		e->refill(e->arg);
 }
 
@@ -163,8 +168,8 @@ static void send_io(struct engine *e, struct io *io)
 		bufs[n++] = iobuf_ref(io->buf, 0, io->h.length);
 	/* No copy: the slot's header and buffer stay put until on_response. */
 	int rc = ml_request_send(e->peer, io->tag, bufs, n, 0, on_response, io);
-	if (rc != ML_OK) /* qd is below the admission limit: only bad input gets here */
-		finish(e, io, rc, NULL);
+	if (rc != ML_OK) /* qd is below the admission limit: out of memory, or a bug */
+		finish(e, io, rc, NULL, 0);
 }
 
 void engine_submit(struct engine *e, struct io *io)
@@ -225,7 +230,7 @@ static void on_response(void *arg, int status, const struct ml_msg *resp)
 		}
 		return;
 	}
-	finish(e, io, final, data);
+	finish(e, io, final, data, 1);
 }
 
 void engine_set_backend(struct engine *e, ml_peer *peer, uint32_t volume)
@@ -259,7 +264,7 @@ void engine_fail_held(struct engine *e, int status)
 	while (list) {
 		struct io *io = list;
 		list = io->next;
-		finish(e, io, status, NULL);
+		finish(e, io, status, NULL, 1);
 	}
 }
 
