@@ -35,11 +35,6 @@ int workload_init(struct workload *w, const struct workload_opts *o, struct engi
 			 w->o.io_size, block_size);
 		return -1;
 	}
-	if (w->o.io_size > engine_buf_size(e)) {
-		snprintf(err, errlen, "--bs %u is over the backend's max_io %zu", w->o.io_size,
-			 engine_buf_size(e));
-		return -1;
-	}
 	if (region > volume_size || region < w->o.io_size) {
 		snprintf(err, errlen, "--region %" PRIu64 " does not fit the volume (%" PRIu64
 			 " bytes) or is smaller than one I/O", region, volume_size);
@@ -55,7 +50,8 @@ int workload_init(struct workload *w, const struct workload_opts *o, struct engi
 	}
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
-	w->rng = o->seed ? o->seed : (uint64_t)ts.tv_nsec ^ (uint64_t)ts.tv_sec << 30;
+	/* xorshift never leaves 0 */
+	w->rng = o->seed ? o->seed : ((uint64_t)ts.tv_nsec ^ (uint64_t)ts.tv_sec << 30) | 1;
 	w->run_id = next_rand(w);
 	w->next_gen = 1;
 	w->vc.enabled = o->verify;
