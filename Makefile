@@ -21,7 +21,8 @@ BUILD := build-san/$(subst $(comma),-,$(SANITIZE))
 OPT := -O1 -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
 endif
 
-# ThreadSanitizer is ~10x slower and liburcu is not instrumented (see the file).
+# ThreadSanitizer is ~10x slower and liburcu is not instrumented (see the file);
+# the block service's fault test does a tenth of its I/O there.
 ifneq ($(findstring thread,$(SANITIZE)),)
 export TSAN_OPTIONS ?= suppressions=$(CURDIR)/tests/sanitizers/tsan.supp halt_on_error=1
 export ML_TEST_REQUESTS ?= 5000
