@@ -129,8 +129,8 @@ verified=$(sed -n 's/.*verified *[0-9]* reads, \([0-9]*\) blocks.*/\1/p' "$W/c1.
 [ "${verified:-0}" -gt $((IOS / 10)) ] || fail "only ${verified:-0} blocks verified"
 [ "$injected" -ge 5 ] || fail "only $injected faults injected"
 [ "$refused" = 0 ] || fail "mlctl refused $refused faults: $(grep -v '^node' "$W/faults.log" | tail -3 | tr '\n' '|')"
-echo "  $ios I/Os, $verified blocks verified, $injected faults (${!seen[*]}) in $secs ms;" \
-	"$(grep -o 'frames resent [0-9]*' "$W/c1.out") at the client"
+echo "  $injected faults (${!seen[*]}) in $secs ms; $(grep -o 'frames resent [0-9]*' "$W/c1.out")" \
+	"at the client; $(grep '^result' "$W/c1.out")"
 
 # ---- 2. sync writes -------------------------------------------------------------
 echo "== block: sync writes and discards (fdatasync before each answer)"
