@@ -5,8 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define STALL_MIN_S 0.005 /* gaps shorter than this are not stalls */
-
 static void on_hold_timeout(struct ev_loop *loop, ev_timer *w, int revents);
 
 int engine_init(struct engine *e, struct ev_loop *loop, unsigned qd, size_t buf_size,
@@ -105,7 +103,7 @@ static void note_completion(struct engine *e)
 {
 	double t = ev_time();
 	double gap = t - e->last_completion;
-	if (e->watch_stalls && e->last_completion > 0 && gap >= STALL_MIN_S) {
+	if (e->watch_stalls && e->last_completion > 0 && gap >= ENGINE_STALL_MIN_S) {
 		struct engine_stall s = { t, gap };
 		if (e->nstalls < ENGINE_MAX_STALLS)
 			e->stalls[e->nstalls++] = s;

@@ -48,6 +48,7 @@ typedef void (*engine_done_cb)(void *arg, struct io *io, int status, const void 
 typedef void (*engine_refill_cb)(void *arg);
 
 #define ENGINE_MAX_STALLS 4096
+#define ENGINE_STALL_MIN_S 0.005 /* gaps shorter than this are not stalls */
 
 struct engine_stall {
 	double end;    /* time of the completion that ended it (ev_time) */

@@ -29,6 +29,16 @@ static const char *fmt_bytes(double b, char *buf, size_t n)
 	return buf;
 }
 
+/* A stall's length; the engine keeps none shorter than ENGINE_STALL_MIN_S. */
+static const char *fmt_stall(const struct engine_stall *s, char *buf, size_t n)
+{
+	if (s->length <= 0) {
+		snprintf(buf, n, "none over %.0f ms", ENGINE_STALL_MIN_S * 1e3);
+		return buf;
+	}
+	return fmt_us(s->length * 1e6, buf, n);
+}
+
 /* Each path's bytes sent + received; the number of paths (0: no peer). */
 static unsigned read_paths(struct report *r, uint64_t bytes[REPORT_PATHS],
 			   struct ml_path_stats ps[REPORT_PATHS], struct ml_peer_stats *st)
@@ -268,18 +278,19 @@ int report_summary(struct report *r, const struct report_end *end)
 				e->blk_errors[i]);
 	if (end->flush_status)
 		fprintf(o, "  final flush failed: %s\n", engine_status_text(end->flush_status));
-	fprintf(o, "  stall      longest %s (at t=%.2f s)", fmt_us(e->longest.length * 1e6, a, sizeof(a)),
-		e->longest.end - r->t0);
+	fprintf(o, "  stall      longest %s", fmt_stall(&e->longest, a, sizeof(a)));
+	if (e->longest.length > 0)
+		fprintf(o, " (at t=%.2f s)", e->longest.end - r->t0);
 	fprintf(o, "\n");
 	if (r->window != WINDOW_NONE && r->phase > 0) {
 		/* The window is seen up to one sample late: look that much earlier. */
 		double until = r->phase == 2 ? r->win_end : 1e18;
 		struct engine_stall f = stall_between(r, r->win_start - SAMPLE_S, until);
 		fprintf(o, "  failover   longest stall while the fault was on: %s",
-			fmt_us(f.length * 1e6, b, sizeof(b)));
+			fmt_stall(&f, b, sizeof(b)));
 		if (r->phase == 2) {
 			struct engine_stall g = stall_between(r, r->win_end, r->win_end + RECOVERY_S);
-			fprintf(o, "; in the second after it ended: %s", fmt_us(g.length * 1e6, c, sizeof(c)));
+			fprintf(o, "; in the second after it ended: %s", fmt_stall(&g, c, sizeof(c)));
 		}
 		fprintf(o, "\n");
 	}
