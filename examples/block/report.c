@@ -5,7 +5,7 @@
 #include <string.h>
 
 #define SAMPLE_S 0.02      /* fault-window sampling */
-#define RECOVERY_S 1.0     /* stalls this long after the window are the path's return */
+#define AFTERMATH_S 1.0    /* stalls this soon after a fault begins or ends are its doing */
 
 static const char *fmt_us(double us, char *buf, size_t n)
 {
@@ -283,14 +283,16 @@ int report_summary(struct report *r, const struct report_end *end)
 		fprintf(o, " (at t=%.2f s)", e->longest.end - r->t0);
 	fprintf(o, "\n");
 	if (r->window != WINDOW_NONE && r->phase > 0) {
-		/* The window is seen up to one sample late: look that much earlier. */
-		double until = r->phase == 2 ? r->win_end : 1e18;
-		struct engine_stall f = stall_between(r, r->win_start - SAMPLE_S, until);
-		fprintf(o, "  failover   longest stall while the fault was on: %s",
+		/* The failover is what follows the fault's start: the second after
+		 * it (seen up to one sample late: look that much earlier). Later
+		 * stalls in a long window are not its doing; the longest above. */
+		struct engine_stall f = stall_between(r, r->win_start - SAMPLE_S,
+						      r->win_start + AFTERMATH_S);
+		fprintf(o, "  failover   longest stall in the second after the fault began: %s",
 			fmt_stall(&f, b, sizeof(b)));
 		if (r->phase == 2) {
-			struct engine_stall g = stall_between(r, r->win_end, r->win_end + RECOVERY_S);
-			fprintf(o, "; in the second after it ended: %s", fmt_stall(&g, c, sizeof(c)));
+			struct engine_stall g = stall_between(r, r->win_end, r->win_end + AFTERMATH_S);
+			fprintf(o, "; after it ended: %s", fmt_stall(&g, c, sizeof(c)));
 		}
 		fprintf(o, "\n");
 	}

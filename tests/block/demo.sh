@@ -22,7 +22,7 @@ check() { grep -Eq -- "$1" "$out" || { echo "  FAIL: $2 (no /$1/)"; failed=1; };
 check "^result: OK: [0-9]+ I/Os, [1-9][0-9]* blocks verified, 0 mismatches, lost 0, duplicated 0$" \
 	"the verified summary"
 check "^  lost 0 \(failed 0, never completed 0\), duplicated 0," "nothing lost or duplicated"
-check "^  failover   longest stall while the fault was on: " "the stall at failover"
+check "^  failover   longest stall in the second after the fault began: " "the stall at failover"
 check "^  fault      window t=[0-9.]+ s \.\. t=[0-9.]+ s: path 0 .* blackhole$" "a closed fault window on path 0"
 check "^    path +before +during +after$" "per-path traffic before, during and after"
 check "^demo: OK" "the demo's verdict"
