@@ -10,6 +10,7 @@
 
 #define MISMATCHES_SHOWN 10
 #define PICK_TRIES 16 /* random offsets tried before waiting for a busy one to finish */
+#define PACE_SLACK_S 0.01
 
 static uint64_t next_rand(struct workload *w)
 {
@@ -133,16 +134,23 @@ static void maybe_finish(struct workload *w)
 	}
 }
 
-/* With a rate: 1 if the next I/O is not due yet (a timer will call again). */
+/* With a rate: 1 if the next I/O is not due yet (a timer will call again);
+ * else 0, and the one after is due 1/rate later. */
 static int paced(struct workload *w)
 {
 	if (w->o.rate <= 0)
 		return 0;
-	double due = w->t_start + (double)w->issued / w->o.rate, now = ev_time();
-	if (due <= now)
+	double now = ev_time();
+	/* Time lost (a slow backend, a busy machine) is not made up for with
+	 * a burst later: at most PACE_SLACK_S of it. */
+	if (w->next_due < now - PACE_SLACK_S)
+		w->next_due = now - PACE_SLACK_S;
+	if (w->next_due <= now) {
+		w->next_due += 1.0 / w->o.rate;
 		return 0;
+	}
 	if (!ev_is_active(&w->pace)) {
-		ev_timer_set(&w->pace, due - now, 0);
+		ev_timer_set(&w->pace, w->next_due - now, 0);
 		ev_timer_start(w->e->loop, &w->pace);
 	}
 	return 1;
@@ -176,7 +184,7 @@ static void on_pace(struct ev_loop *loop, ev_timer *t, int revents)
 void workload_start(struct workload *w)
 {
 	w->issuing = 1;
-	w->t_start = ev_time();
+	w->next_due = ev_time();
 	ev_timer_init(&w->pace, on_pace, 0, 0);
 	w->pace.data = w;
 	workload_refill(w);

@@ -51,7 +51,7 @@ struct workload {
 	uint64_t rng;
 	uint64_t run_id;
 	int issuing;
-	double t_start;       /* workload_start: pacing counts from here */
+	double next_due;      /* --rate: when the next I/O may go */
 	ev_timer pace;        /* --rate: wakes the issuing when the next I/O is due */
 	uint64_t issued, written;
 	int flush_sent, flush_status;
