@@ -52,8 +52,8 @@ TOOLS := $(patsubst tools/%.c,$(BUILD)/bin/%,$(wildcard tools/*.c))
 BLOCK_COMMON := blockproto iobuf parse
 BLOCKD_OBJ := $(patsubst %,$(BUILD)/obj/examples/block/%.o,blockd volume service ioqueue \
 	$(BLOCK_COMMON))
-BLOCKCLI_OBJ := $(patsubst %,$(BUILD)/obj/examples/block/%.o,blockcli backends engine \
-	workload pattern copy report $(BLOCK_COMMON))
+BLOCKCLI_OBJ := $(patsubst %,$(BUILD)/obj/examples/block/%.o,blockcli cli_options backends \
+	engine workload pattern copy report $(BLOCK_COMMON))
 EXAMPLES := $(patsubst examples/%.c,$(BUILD)/bin/%,$(wildcard examples/*.c)) \
 	$(BUILD)/bin/ml-blockd $(BUILD)/bin/ml-blockcli $(BUILD)/bin/ml-hello
 UNIT := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
