@@ -3,7 +3,7 @@
  * Storing every sample of a 10-minute run at 100k requests/s would take
  * hundreds of megabytes; buckets growing by 1% from 1 us to ~1000 s take 17 KiB
  * and give percentiles within 1%. The maximum is kept exactly. Header-only:
- * used by ml-perf alone. */
+ * used by ml-perf and by examples/block's ml-blockcli. */
 #ifndef ML_PERF_HIST_H
 #define ML_PERF_HIST_H
 
