@@ -483,6 +483,9 @@ static int abort_instead(struct ml_peer *p, struct ml_msg_out *m)
 	char reason[128];
 	int n = snprintf(reason, sizeof(reason), "response of %u bytes exceeds the requester's limit of %u",
 			 m->len, p->peer_max_msg);
+	/* The abort must fit that limit too, however small (it is >= 1). */
+	if ((uint32_t)n > p->peer_max_msg)
+		n = (int)p->peer_max_msg;
 	char *copy = malloc((size_t)n);
 	if (!copy)
 		return -1;
