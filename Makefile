@@ -161,17 +161,20 @@ FUZZ_CFLAGS := -std=gnu11 -g -O1 $(FUZZ_SAN) $(WARNINGS) -D_GNU_SOURCE $(PKG_CFL
 FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
 FUZZ_LIB := $(FUZZ_BUILD)/lib/libmsglayer.a
-FUZZ_COMMON := $(FUZZ_BUILD)/obj/tests/fuzz/frames.o
+FUZZ_COMMON_OBJ := $(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,tests/fuzz/frames.c tests/fuzz/mutate.c)
+FUZZ_COMMON := $(FUZZ_BUILD)/lib/libfuzzcommon.a
 FUZZ_HDRS := $(LIB_HDRS) $(wildcard tests/fuzz/*.h)
-.SECONDARY: $(FUZZ_COMMON) # not an intermediate file to delete
 
 $(FUZZ_BUILD)/obj/%.o: %.c $(LIB_HDRS) Makefile
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
 
-$(FUZZ_COMMON): $(FUZZ_HDRS)
+$(FUZZ_COMMON_OBJ): $(FUZZ_HDRS)
 
+# Archives: a target links only the objects it uses (and counts only their coverage).
 $(FUZZ_LIB): $(LIB_SRC:%.c=$(FUZZ_BUILD)/obj/%.o)
+$(FUZZ_COMMON): $(FUZZ_COMMON_OBJ)
+$(FUZZ_LIB) $(FUZZ_COMMON):
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 

@@ -32,6 +32,7 @@
 #include "frames.h"
 #include "fuzz.h"
 #include "internal.h"
+#include "mutate.h"
 
 #define GREETING_BUF (ML_WIRE_HDR_MAX + ML_WIRE_CTRL_MAX) /* listen.c reads this much at most */
 #define MAX_TURNS 5000 /* loop turns per chunk: a bound, never reached by a working context */
@@ -362,6 +363,19 @@ static void check_session(const struct run *r)
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+size_t LLVMFuzzerMutate(uint8_t *data, size_t size, size_t max_size);
+size_t LLVMFuzzerCustomMutator(uint8_t *data, size_t size, size_t max_size, unsigned int seed);
+
+/* Half the mutations work on whole frames (mutate.h), half on bytes. */
+size_t LLVMFuzzerCustomMutator(uint8_t *data, size_t size, size_t max_size, unsigned int seed)
+{
+	if (seed & 1) {
+		size_t n = fz_mutate_frames(data, size, max_size, seed >> 1);
+		if (n)
+			return n;
+	}
+	return LLVMFuzzerMutate(data, size, max_size);
+}
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {

@@ -252,6 +252,17 @@ static void hs_reassembly_left_open(struct bytes *o)
 	message(o, ML_KIND_REQUEST, 5, 0, 20000, FZ_HS_FRAG, first_two, 2);
 	message(o, ML_KIND_ONEWAY, 7, 0, 9000, FZ_HS_FRAG, first_two, 1);
 }
+/* Fragments of one message between whole ones, as several paths deliver
+ * them: the receiver holds a reassembly while it delivers other numbers. */
+static void hs_interleaved(struct bytes *o)
+{
+	static const unsigned f0[] = { 0 }, f1[] = { 1 }, f2[] = { 2 };
+	message(o, ML_KIND_ONEWAY, 2, 0, 10000, FZ_HS_FRAG, f0, 1);
+	whole(o, ML_KIND_ONEWAY, 3, 0, 50);
+	message(o, ML_KIND_ONEWAY, 2, 0, 10000, FZ_HS_FRAG, f1, 1);
+	whole(o, ML_KIND_REQUEST, 1, 0, 10);
+	message(o, ML_KIND_ONEWAY, 2, 0, 10000, FZ_HS_FRAG, f2, 1);
+}
 static void hs_close(struct bytes *o)
 {
 	close_frame(o, ML_EPROTO, "bye");
@@ -263,6 +274,7 @@ static void handshake_seeds(const struct fz_capture *cap)
 	handshake_seed("hello", all, peer_hello, NULL);
 	handshake_seed("session", all, peer_hello, hs_session);
 	handshake_seed("reassembly-left-open", all, peer_hello, hs_reassembly_left_open);
+	handshake_seed("interleaved-messages", all, peer_hello, hs_interleaved);
 	handshake_seed("close-after-hello", all, peer_hello, hs_close);
 	handshake_seed("unknown-node-refused", FZ_HS_FIX_CRC | FZ_HS_KNOWN_ONLY, hs_unknown_node, NULL);
 	handshake_seed("unknown-node-accepted", all, hs_unknown_node, hs_session);
