@@ -715,13 +715,18 @@ int ml_peer_on_data(struct ml_peer *p, struct ml_path *path, const struct ml_fra
 	case ML_RXWIN_NEW:
 		break;
 	}
-	if (h->payload_len == h->msg_len) { /* whole message in one frame */
-		deliver(p, h, payload, h->payload_len);
-		return 0;
-	}
 	struct ml_reasm **slot = &p->reasm[h->seq & (p->rx.size - 1)];
 	if (*slot && (*slot)->seq != h->seq)
 		return -1;
+	if (h->payload_len == h->msg_len) { /* whole message in one frame */
+		/* Not while fragments of this number are held: they named a
+		 * longer msg_len, and delivering would leave their slot behind,
+		 * to refuse the number that maps there next. */
+		if (*slot)
+			return -1;
+		deliver(p, h, payload, h->payload_len);
+		return 0;
+	}
 	if (!*slot) {
 		/* A peer that keeps us busy reassembling more than its whole send
 		 * window could hold is broken or hostile. */
