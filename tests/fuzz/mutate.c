@@ -6,6 +6,8 @@
 
 #include "wire.h"
 
+/* Enough for any seed; a rebuilt input keeps only this many chunks, and
+ * frames past the limit stay as bytes of their chunk. */
 #define MAX_FRAMES 512
 #define MAX_CHUNKS 64
 
