@@ -5,6 +5,7 @@
 #   make demo            the main job: the block service, a path cut under load
 #   make valgrind        unit tests, session, requests and admin tests under valgrind
 #   make bench-failover  what a dead or slow link costs, between namespaces (root)
+#   make fuzz            each libFuzzer target for FUZZ_SECONDS (60) s (build-fuzz/...)
 #   make install PREFIX=/usr/local
 #   make deps            install the Debian packages the build needs
 
@@ -32,13 +33,16 @@ endif
 export UBSAN_OPTIONS ?= print_stacktrace=1
 
 PKGS := liburcu-bp liburcu-cds libisal libcrypto
+# clang and its runtimes (libFuzzer is in libclang-rt, only recommended by clang)
+# are for make fuzz.
 DEPS_DEBIAN := gcc make pkg-config libev-dev liburcu-dev libisal-dev libssl-dev libcmocka-dev valgrind \
-	corosync libcpg-dev libquorum-dev libcmap-dev libcorosync-common-dev iproute2 iptables jq
+	corosync libcpg-dev libquorum-dev libcmap-dev libcorosync-common-dev iproute2 iptables jq \
+	clang libclang-rt-14-dev
 
-CFLAGS := -std=gnu11 -g $(OPT) -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
-	-Wmissing-prototypes -Wno-missing-field-initializers -fPIC -D_GNU_SOURCE \
-	$(filter-out -I/usr/include%,$(shell pkg-config --cflags $(PKGS) 2>/dev/null)) \
-	$(EXTRA_CFLAGS)
+WARNINGS := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+	-Wno-missing-field-initializers
+PKG_CFLAGS := $(filter-out -I/usr/include%,$(shell pkg-config --cflags $(PKGS) 2>/dev/null))
+CFLAGS := -std=gnu11 -g $(OPT) $(WARNINGS) -fPIC -D_GNU_SOURCE $(PKG_CFLAGS) $(EXTRA_CFLAGS)
 LDFLAGS := $(filter -fsanitize=%,$(OPT)) $(EXTRA_LDFLAGS)
 # Corosync: cs_strerror lives in libcorosync_common, which libcpg.pc does not pull in.
 COROSYNC_PKGS := libcpg libcorosync_common
@@ -47,6 +51,7 @@ LIBS := $(shell pkg-config --libs $(PKGS) $(COROSYNC_PKGS) 2>/dev/null) -lev -lp
 LIB_SRC := $(wildcard msglayer/*.c) $(wildcard transports/*.c) $(wildcard failover/*.c) \
 	$(wildcard pubsub/*.c)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+LIB_HDRS := $(wildcard msglayer/*.h transports/*.h failover/*.h pubsub/*.h)
 TOOLS := $(patsubst tools/%.c,$(BUILD)/bin/%,$(wildcard tools/*.c))
 # examples/block: ml-blockd (backend) and ml-blockcli (frontend) share the
 # block protocol, the I/O buffers and option parsing.
@@ -64,7 +69,7 @@ INTEG := $(patsubst tests/integ/%.c,$(BUILD)/tests/%,$(wildcard tests/integ/test
 INTEG_PLAIN := $(filter-out %/test_pubsub,$(INTEG))
 
 .PHONY: all deps check unit integ corosync block tooltests netns valgrind demo bench-failover install \
-	clean
+	clean fuzz fuzz-build fuzz-seeds
 .DEFAULT_GOAL := all
 
 all: $(BUILD)/lib/libmsglayer.a $(BUILD)/lib/libmsglayer.so $(TOOLS) $(EXAMPLES)
@@ -75,7 +80,7 @@ deps:
 # pubsub/ sits on the public API: it includes msglayer.h like an application.
 $(BUILD)/obj/pubsub/%.o: CFLAGS += -Imsglayer
 
-$(BUILD)/obj/%.o: %.c $(wildcard msglayer/*.h transports/*.h failover/*.h pubsub/*.h) Makefile
+$(BUILD)/obj/%.o: %.c $(LIB_HDRS) Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
@@ -196,6 +201,56 @@ demo: deps
 	@$(MAKE) --no-print-directory all
 	@BIN=$(BUILD)/bin examples/block/demo.sh
 
+# ---- fuzzing (tests/fuzz, doc/testing.md) ----
+# Everything lives in build-fuzz/: the library again, built by clang with
+# libFuzzer's coverage hooks, the targets, and the corpora they grow (the
+# committed seeds stay in tests/fuzz/corpus/).
+FUZZ_CC := clang
+FUZZ_SECONDS ?= 60
+FUZZ_BUILD := build-fuzz
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_CFLAGS := -std=gnu11 -g -O1 $(FUZZ_SAN) $(WARNINGS) -D_GNU_SOURCE $(PKG_CFLAGS) \
+	-Imsglayer -Ipubsub
+FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BINS := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
+FUZZ_LIB := $(FUZZ_BUILD)/lib/libmsglayer.a
+FUZZ_COMMON_OBJ := $(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,tests/fuzz/frames.c tests/fuzz/mutate.c)
+FUZZ_COMMON := $(FUZZ_BUILD)/lib/libfuzzcommon.a
+FUZZ_HDRS := $(LIB_HDRS) $(wildcard tests/fuzz/*.h)
+
+$(FUZZ_BUILD)/obj/%.o: %.c $(LIB_HDRS) Makefile
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+
+$(FUZZ_COMMON_OBJ): $(FUZZ_HDRS)
+
+# Archives: a target links only the objects it uses (and counts only their coverage).
+$(FUZZ_LIB): $(LIB_SRC:%.c=$(FUZZ_BUILD)/obj/%.o)
+$(FUZZ_COMMON): $(FUZZ_COMMON_OBJ)
+$(FUZZ_LIB) $(FUZZ_COMMON):
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_HDRS) $(FUZZ_COMMON) $(FUZZ_LIB)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_COMMON) $(FUZZ_LIB) $(LIBS)
+
+# The seed generator writes with the library's own encoders; no libFuzzer main.
+$(FUZZ_BUILD)/seeds: tests/fuzz/seeds.c tests/fuzz/capture.c $(FUZZ_HDRS) $(FUZZ_LIB)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< tests/fuzz/capture.c $(FUZZ_LIB) $(LIBS)
+
+fuzz-build: $(FUZZ_BINS)
+
+# Regenerate the committed seed corpora (tests/fuzz/corpus/<target>/).
+fuzz-seeds: $(FUZZ_BUILD)/seeds
+	rm -rf tests/fuzz/corpus
+	$(FUZZ_BUILD)/seeds tests/fuzz/corpus
+
+# Replays tests/fuzz/regressions/, then fuzzes each target in turn; fails if
+# any crashed (the input is kept under build-fuzz/artifacts/).
+fuzz: deps
+	@$(MAKE) --no-print-directory fuzz-build
+	@tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
 install: all
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin
 	install -m 644 msglayer/msglayer.h pubsub/mlpubsub.h $(DESTDIR)$(PREFIX)/include/
@@ -206,4 +261,4 @@ install: all
 	sed -e 's|@PREFIX@|$(PREFIX)|' msglayer/msglayer.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/msglayer.pc
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-fuzz

@@ -430,6 +430,10 @@ char *ml_admin_error(int code, const char *error, const char *detail, size_t *le
 
 /* listen.c: accept and greet */
 void ml_listener_start(struct ml_worker *w, struct ml_listener *l);
+/* Greet an open connection as an accepted one is greeted (on the thread of
+ * w, worker 0); the handshake's fuzz target hands it one end of a
+ * socketpair. Takes fd over; returns 0, or ML_ENOMEM and fd is not taken. */
+int ml_greet(struct ml_worker *w, const struct ml_transport_ops *ops, int fd, const char *url);
 void ml_listeners_stop(struct ml_worker *w);
 
 #endif

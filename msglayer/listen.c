@@ -272,30 +272,42 @@ static void on_greeting_timeout(struct ev_loop *loop, ev_timer *t, int revents)
 	greeting_reject(g, ML_ETIMEDOUT, "no handshake within 5 s");
 }
 
+int ml_greet(struct ml_worker *w, const struct ml_transport_ops *ops, int fd, const char *url)
+{
+	struct ml_greeting *g = calloc(1, sizeof(*g));
+	if (!g)
+		return ML_ENOMEM;
+	g->ctx = w->ctx;
+	g->w = w;
+	g->ops = ops;
+	g->fd = fd;
+	snprintf(g->url, sizeof(g->url), "%s", url);
+	cds_list_add(&g->link, &w->greetings);
+	ev_io_init(&g->io, on_greeting_read, g->fd, EV_READ);
+	ev_io_start(w->loop, &g->io);
+	ev_timer_init(&g->timeout, on_greeting_timeout, GREETING_TIMEOUT_S, 0);
+	ev_timer_start(w->loop, &g->timeout);
+	return 0;
+}
+
 static void on_accept(struct ev_loop *loop, ev_io *io, int revents)
 {
 	struct ml_listener *l = caa_container_of(io, struct ml_listener, io);
-	struct ml_worker *w = &l->ctx->workers[0];
+	(void)loop;
 	(void)revents;
 	for (int i = 0; i < 64; i++) { /* bounded: let other work run too */
-		struct ml_greeting *g = calloc(1, sizeof(*g));
-		if (!g)
-			return;
-		int rc = l->ops->accept(l->fd, &g->fd, g->url, sizeof(g->url));
+		int fd;
+		char url[ML_URL_MAX];
+		int rc = l->ops->accept(l->fd, &fd, url, sizeof(url));
 		if (rc) {
 			if (rc != ML_EAGAIN)
 				ml_log(l->ctx, ML_LOG_WARN, "accept: %s", strerror(errno));
-			free(g);
 			return;
 		}
-		g->ctx = l->ctx;
-		g->w = w;
-		g->ops = l->ops;
-		cds_list_add(&g->link, &w->greetings);
-		ev_io_init(&g->io, on_greeting_read, g->fd, EV_READ);
-		ev_io_start(loop, &g->io);
-		ev_timer_init(&g->timeout, on_greeting_timeout, GREETING_TIMEOUT_S, 0);
-		ev_timer_start(loop, &g->timeout);
+		if (ml_greet(&l->ctx->workers[0], l->ops, fd, url)) {
+			l->ops->close(fd); /* no memory to greet it: the connector retries */
+			return;
+		}
 	}
 }
 

@@ -485,6 +485,9 @@ static int abort_instead(struct ml_peer *p, struct ml_msg_out *m)
 	char reason[128];
 	int n = snprintf(reason, sizeof(reason), "response of %u bytes exceeds the requester's limit of %u",
 			 m->len, p->peer_max_msg);
+	/* The abort must fit that limit too, however small (it is >= 1). */
+	if ((uint32_t)n > p->peer_max_msg)
+		n = (int)p->peer_max_msg;
 	char *copy = malloc((size_t)n);
 	if (!copy)
 		return -1;
@@ -715,13 +718,18 @@ int ml_peer_on_data(struct ml_peer *p, struct ml_path *path, const struct ml_fra
 	case ML_RXWIN_NEW:
 		break;
 	}
-	if (h->payload_len == h->msg_len) { /* whole message in one frame */
-		deliver(p, h, payload, h->payload_len);
-		return 0;
-	}
 	struct ml_reasm **slot = &p->reasm[h->seq & (p->rx.size - 1)];
 	if (*slot && (*slot)->seq != h->seq)
 		return -1;
+	if (h->payload_len == h->msg_len) { /* whole message in one frame */
+		/* Not while fragments of this number are held: they named a
+		 * longer msg_len, and delivering would leave their slot behind,
+		 * to refuse the number that maps there next. */
+		if (*slot)
+			return -1;
+		deliver(p, h, payload, h->payload_len);
+		return 0;
+	}
 	if (!*slot) {
 		/* A peer that keeps us busy reassembling more than its whole send
 		 * window could hold is broken or hostile. */

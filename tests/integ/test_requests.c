@@ -11,7 +11,9 @@
  *   4. cancel before sending: no path yet; the request ends at once and
  *      nothing goes on the wire.
  *   5. response too big for the requester: it gets ML_EABORTED with the
- *      reason, the responder ML_ETOOBIG; nobody waits forever.
+ *      reason, the responder ML_ETOOBIG; nobody waits forever. Also for a
+ *      requester whose limit is shorter than the reason: it gets the reason
+ *      cut to its limit (the whole one would be too big as well).
  */
 #include "msglayer.h"
 #include "check.h"
@@ -260,21 +262,26 @@ static void test_cancel_unsent(void)
 	printf("  cancel before sending: ML_ECANCELED at once, nothing sent\n");
 }
 
-static void test_response_too_big(void)
+static void test_response_too_big(uint32_t cli_max_msg)
 {
 	struct pair p;
 	struct outcome o = { 0 };
-	pair_open(&p, SRV_BIG, 4096);
+	pair_open(&p, SRV_BIG, cli_max_msg);
 	CHECK(ml_request_send(p.peer, 3, NULL, 0, 0, record, &o) == ML_OK, "send");
 	step = "too big: the requester's callback";
 	run_until_n(p.loop, &o.calls, 1);
 	step = "too big: the responder's callback";
 	run_until_n(p.loop, &p.s.answered, 1);
-	CHECK(o.status == ML_EABORTED && strstr(o.text, "exceeds"), "requester got %s with \"%s\"",
-	      ml_strerror(o.status), o.text);
+	static const char reason[] = "response of 8192 bytes exceeds the requester's limit of ";
+	size_t want = sizeof(reason) - 1 < cli_max_msg ? sizeof(reason) - 1 : cli_max_msg;
+	CHECK(o.status == ML_EABORTED && strlen(o.text) >= want && !strncmp(o.text, reason, want),
+	      "requester got %s with \"%s\"", ml_strerror(o.status), o.text);
+	CHECK(strlen(o.text) <= cli_max_msg, "an abort of %zu bytes to a limit of %u", strlen(o.text),
+	      cli_max_msg);
 	CHECK(p.s.answered_status == ML_ETOOBIG, "responder got %s", ml_strerror(p.s.answered_status));
 	pair_close(&p);
-	printf("  response too big: requester ML_EABORTED (\"%s\"), responder ML_ETOOBIG\n", o.text);
+	printf("  response too big for a limit of %u: requester ML_EABORTED (\"%s\"), responder "
+	       "ML_ETOOBIG\n", cli_max_msg, o.text);
 }
 
 int main(void)
@@ -284,7 +291,8 @@ int main(void)
 	test_deadline();
 	test_cancel();
 	test_cancel_unsent();
-	test_response_too_big();
+	test_response_too_big(4096);
+	test_response_too_big(16);
 	printf("test_requests: all scenarios passed\n");
 	return 0;
 }
