@@ -30,7 +30,8 @@ export UBSAN_OPTIONS ?= print_stacktrace=1
 
 PKGS := liburcu-bp liburcu-cds libisal libcrypto
 DEPS_DEBIAN := gcc make pkg-config libev-dev liburcu-dev libisal-dev libssl-dev libcmocka-dev valgrind \
-	corosync libcpg-dev libquorum-dev libcmap-dev libcorosync-common-dev iproute2 iptables jq
+	corosync libcpg-dev libquorum-dev libcmap-dev libcorosync-common-dev iproute2 iptables jq \
+	libibverbs-dev librdmacm-dev
 
 CFLAGS := -std=gnu11 -g $(OPT) -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
 	-Wmissing-prototypes -Wno-missing-field-initializers -fPIC -D_GNU_SOURCE \
@@ -39,7 +40,8 @@ CFLAGS := -std=gnu11 -g $(OPT) -Wall -Wextra -Werror -Wshadow -Wstrict-prototype
 LDFLAGS := $(filter -fsanitize=%,$(OPT)) $(EXTRA_LDFLAGS)
 # Corosync: cs_strerror lives in libcorosync_common, which libcpg.pc does not pull in.
 COROSYNC_PKGS := libcpg libcorosync_common
-LIBS := $(shell pkg-config --libs $(PKGS) $(COROSYNC_PKGS) 2>/dev/null) -lev -lpthread -lm
+# rdma-core: the RDMA transport; on a host without a device it says so and TCP works.
+LIBS := $(shell pkg-config --libs $(PKGS) $(COROSYNC_PKGS) 2>/dev/null) -lrdmacm -libverbs -lev -lpthread -lm
 
 LIB_SRC := $(wildcard msglayer/*.c) $(wildcard transports/*.c) $(wildcard failover/*.c) \
 	$(wildcard pubsub/*.c)

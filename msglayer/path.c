@@ -12,7 +12,6 @@
 #include "../failover/detector.h"
 
 #include <errno.h>
-#include <sys/ioctl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -267,8 +266,10 @@ static void on_auth_challenge(struct ml_path *path, const struct ml_frame_hdr *h
 static void start_io(struct ml_path *path)
 {
 	struct ml_ctx *ctx = path->peer->ctx;
+	int room_events;
+	int room = path->ops->room_fd(path->fd, &room_events);
 	ev_io_init(&path->rio, on_read, path->fd, EV_READ);
-	ev_io_init(&path->wio, on_write, path->fd, EV_WRITE);
+	ev_io_init(&path->wio, on_write, room, room_events == ML_TP_READABLE ? EV_READ : EV_WRITE);
 	path->ops->set_timeouts(path->fd, (unsigned)(ctx->cfg.tcp_user_timeout_s * 1000));
 	path->rx_total = path->rx_ready = 0;
 	path->mark_head = path->mark_count = 0;
@@ -692,7 +693,12 @@ static void on_write(struct ev_loop *loop, ev_io *io, int revents)
 	ev_io_stop(loop, io);
 	if (!path->connected) {
 		int err = 0;
-		if (path->ops->connect_done(path->fd, &err)) {
+		int rc = path->ops->connect_done(path->fd, &err);
+		if (rc == ML_EAGAIN) { /* a step of a longer connect (RDMA: resolve, route) */
+			ev_io_start(loop, io);
+			return;
+		}
+		if (rc) {
 			char why[128];
 			snprintf(why, sizeof(why), "connect: %s", strerror(err));
 			ml_path_fail(path, ML_EADDR, why);
@@ -1026,10 +1032,9 @@ static void check_liveness(struct ml_path *path, ev_tstamp now)
 	char why[128];
 	enum ml_verdict verdict = ml_detector_judge(&dc, &v, why, sizeof(why));
 	if (verdict == ML_DEAD) {
-		/* Bytes waiting in the kernel mean our own loop is late, not the
-		 * path: count them as heard (unless a fault keeps them there). */
-		int pending = 0;
-		if (!rx_held(path) && ioctl(path->fd, FIONREAD, &pending) == 0 && pending > 0) {
+		/* Input waiting in the kernel means our own loop is late, not the
+		 * path: count it as heard (unless a fault keeps it there). */
+		if (!rx_held(path) && path->ops->pending(path->fd) > 0) {
 			heard(path, now);
 			return;
 		}

@@ -1,0 +1,109 @@
+/*
+ * rdma.h - the RDMA transport's insides, shared by rdma.c (the ops: a byte
+ * pipe over SEND/RECV), rdma_conn.c (one connection: verbs resources, CM
+ * events, completions, credits) and rdma_fdtab.c (fd -> object).
+ *
+ * A connection is one RC queue pair with its own CM event channel and
+ * completion channel. The core sees only fds: rfd (an epoll fd over both
+ * channels and the rx_note eventfd) is readable when readv has something
+ * to report; wfd (the same channels and tx_note) is readable when writev
+ * may have room again. The notes keep that true for state the transport
+ * holds itself (received buffers not yet read, a failure, room that came
+ * back), so level-triggered watchers see it. See doc/rdma.md.
+ */
+#ifndef ML_RDMA_H
+#define ML_RDMA_H
+
+#include <infiniband/verbs.h>
+#include <rdma/rdma_cma.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define RDMA_RX_DEPTH 64        /* receive buffers posted per connection */
+#define RDMA_TX_DEPTH 64        /* send buffers (and send queue slots) per connection */
+#define RDMA_BUF_SIZE 16384     /* bytes per buffer: one SEND at most */
+#define RDMA_SIGNAL_EVERY 16    /* a signaled send per this many (and when the ring fills) */
+#define RDMA_CREDIT_RESERVE 1   /* credits data may not use: kept for credit returns */
+#define RDMA_CREDIT_RETURN_AT 16 /* reposted receives that earn a credit-only message */
+#define RDMA_POLL_BATCH 32      /* work completions per ibv_poll_cq */
+#define RDMA_RESOLVE_MS 2000    /* address and route resolution */
+/* The QP gives up after about 7 x 4.096 us x 2^14 = 0.5 s without acks (0.59 s
+ * measured on soft-RoCE): after the heartbeats (30-50 ms on a LAN, 2 s at
+ * most) but well before the default's 14 s. retry_count 7 would mean
+ * "forever" on rxe; an RNR NAK cannot happen with credits, so none is
+ * retried: one would be a bug, and fails the path at once. */
+#define RDMA_ACK_TIMEOUT_EXP 14
+#define RDMA_RETRY_COUNT 6
+#define RDMA_RNR_RETRY 0
+
+enum rdma_kind { RDMA_KIND_LISTENER = 1, RDMA_KIND_CONN };
+
+enum rdma_state {
+	RDMA_RESOLVING = 1, /* outbound: address, then route */
+	RDMA_CONNECTING,    /* outbound: REQ sent */
+	RDMA_ACCEPTED,      /* inbound: accepted, the QP may send */
+	RDMA_ESTABLISHED,
+};
+
+struct rdma_listener {
+	int kind; /* RDMA_KIND_LISTENER; first, as in every object of the fd table */
+	struct rdma_event_channel *ch;
+	struct rdma_cm_id *id; /* NULL once its device went away */
+};
+
+struct rdma_conn {
+	int kind; /* RDMA_KIND_CONN */
+	int outbound;
+	int rfd, wfd;
+	int rx_note, tx_note;   /* eventfds */
+	int rx_noted, tx_noted; /* whether each is readable now */
+	struct rdma_event_channel *ch;
+	struct rdma_cm_id *id;
+	struct ibv_pd *pd;
+	struct ibv_comp_channel *cc;
+	struct ibv_cq *cq;
+	struct ibv_mr *mr;
+	uint8_t *mem;  /* RDMA_RX_DEPTH receive buffers, then RDMA_TX_DEPTH send buffers */
+	int state;     /* enum rdma_state */
+	int err;       /* errno readv and writev report once the input is read (0: none) */
+	int eof;       /* the peer disconnected */
+	int want_room; /* writev or connect wait for room: tx_note tells when it comes */
+
+	/* receive: buffers completed in arrival order, not yet read through */
+	uint16_t rxq[RDMA_RX_DEPTH];    /* buffer index, by queue position */
+	uint32_t rxlen[RDMA_RX_DEPTH];  /* bytes received, by queue position */
+	unsigned rxq_head, rxq_count;
+	size_t rx_off;                  /* bytes of the head buffer already read */
+	uint16_t repost[RDMA_RX_DEPTH]; /* read through: to post again */
+	unsigned nrepost;
+	unsigned credits_owed;          /* receives posted again, not yet told to the peer */
+
+	/* send: slot = sequence % RDMA_TX_DEPTH */
+	unsigned credits;               /* receives the peer has posted for us */
+	uint32_t msg_max;               /* bytes per SEND: min of both buffer sizes */
+	uint64_t tx_posted, tx_done;    /* send WRs posted, and known complete */
+};
+
+/* rdma_fdtab.c: the object behind an fd the core holds (NULL: none). */
+int rdma_fdtab_set(int fd, void *obj);
+void *rdma_fdtab_get(int fd);
+void rdma_fdtab_clear(int fd);
+
+/* rdma_conn.c */
+int rdma_conn_connect(const struct sockaddr *src, const struct sockaddr *dst, struct rdma_conn **out);
+/* id: a CONNECT_REQUEST's, event acked; priv: its private data. On failure
+ * the request is rejected and id destroyed. errno set on failure. */
+int rdma_conn_accept(struct rdma_cm_id *id, const void *priv, size_t priv_len, struct rdma_conn **out);
+void rdma_conn_progress(struct rdma_conn *c);
+void rdma_conn_settle(struct rdma_conn *c);
+int rdma_conn_can_send(const struct rdma_conn *c);
+/* Post SENDs of the bytes of iov (as many as credits and slots allow);
+ * returns the bytes taken, or -1 with c->err set. */
+ssize_t rdma_conn_send(struct rdma_conn *c, const struct iovec *iov, int iovcnt);
+/* The head buffer was read through: post it again later, return credits. */
+void rdma_conn_consume_head(struct rdma_conn *c);
+void rdma_conn_repost(struct rdma_conn *c);
+void rdma_conn_fail(struct rdma_conn *c, int err);
+void rdma_conn_free(struct rdma_conn *c);
+
+#endif
