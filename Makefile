@@ -5,6 +5,8 @@
 #   make demo            the main job: a live failover demo
 #   make valgrind        unit tests, session, requests and admin tests under valgrind
 #   make bench-failover  what a dead or slow link costs, between namespaces (root)
+#   make rdma-vm-test    real RDMA (soft-RoCE) in a QEMU VM: RDMA-only, RDMA+TCP failover,
+#                        ml-perf figures (root; about 2-3 min, 4 min on a first run)
 #   make install PREFIX=/usr/local
 #   make deps            install the Debian packages the build needs
 
@@ -54,7 +56,8 @@ INTEG := $(patsubst tests/integ/%.c,$(BUILD)/tests/%,$(wildcard tests/integ/test
 # test_pubsub needs a private Corosync: tests/corosync/test_pubsub.sh starts one.
 INTEG_PLAIN := $(filter-out %/test_pubsub,$(INTEG))
 
-.PHONY: all deps check unit integ corosync tooltests netns valgrind demo bench-failover install clean
+.PHONY: all deps check unit integ corosync tooltests netns valgrind demo bench-failover rdma-vm-test \
+	install clean
 .DEFAULT_GOAL := all
 
 all: $(BUILD)/lib/libmsglayer.a $(BUILD)/lib/libmsglayer.so $(TOOLS) $(EXAMPLES)
@@ -93,6 +96,10 @@ $(BUILD)/tests/%: tests/integ/%.c $(wildcard tests/integ/*.h) $(BUILD)/lib/libms
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Imsglayer $(LDFLAGS) -o $@ $< $(BUILD)/lib/libmsglayer.a $(LIBS)
 
+$(BUILD)/tests/%: tests/rdma/%.c tests/integ/check.h $(BUILD)/lib/libmsglayer.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Imsglayer $(LDFLAGS) -o $@ $< $(BUILD)/lib/libmsglayer.a $(LIBS)
+
 # Every test runs even when one fails; the target fails if any did.
 check: deps
 	@$(MAKE) --no-print-directory all $(UNIT) $(INTEG)
@@ -124,6 +131,12 @@ ifeq ($(findstring thread,$(SANITIZE)),)
 else
 	@echo "SKIP tests/netns/failover.sh under ThreadSanitizer"
 endif
+
+# Not part of `make check`: it downloads a kernel (about 75 MB, cached in
+# build/rdmavm) and runs a VM under software emulation. doc/rdma.md.
+rdma-vm-test: deps
+	@$(MAKE) --no-print-directory all $(BUILD)/tests/test_rdma
+	BIN=$(BUILD)/bin TESTS=$(BUILD)/tests tests/rdma/vm-test.sh
 
 bench-failover: deps
 	@$(MAKE) --no-print-directory all

@@ -22,6 +22,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
 
 static const char *rt_unavailable(void)
 {
@@ -42,35 +45,74 @@ static struct rdma_conn *conn_of(int fd)
 	return c;
 }
 
+static void listener_free(struct rdma_listener *l)
+{
+	if (l->id)
+		rdma_destroy_id(l->id);
+	if (l->ch)
+		rdma_destroy_event_channel(l->ch);
+	if (l->tfd >= 0)
+		close(l->tfd);
+	if (l->efd >= 0)
+		close(l->efd);
+	free(l);
+}
+
+/* Bind and listen on l->addr: 0, or ML_EEXIST / ML_EADDR (errno set). */
+static int listener_arm(struct rdma_listener *l)
+{
+	if (rdma_create_id(l->ch, &l->id, l, RDMA_PS_TCP) != 0)
+		return ML_ESYS;
+	if (rdma_bind_addr(l->id, (struct sockaddr *)&l->addr) != 0 || rdma_listen(l->id, 128) != 0) {
+		int e = errno;
+		rdma_destroy_id(l->id);
+		l->id = NULL;
+		errno = e;
+		return e == EADDRINUSE ? ML_EEXIST : ML_EADDR;
+	}
+	return 0;
+}
+
+static void relisten_timer(struct rdma_listener *l, int on)
+{
+	struct itimerspec its = { { on ? RDMA_RELISTEN_S : 0, 0 }, { on ? RDMA_RELISTEN_S : 0, 0 } };
+	timerfd_settime(l->tfd, 0, &its, NULL);
+}
+
 static int rt_listen(const struct ml_endpoint *ep, int *fd, unsigned *port)
 {
 	struct rdma_listener *l = calloc(1, sizeof(*l));
 	if (!l)
 		return ML_ENOMEM;
 	l->kind = RDMA_KIND_LISTENER;
-	int rc = ML_ESYS;
-	if (!(l->ch = rdma_create_event_channel()))
+	memcpy(&l->addr, &ep->addr, ep->addrlen);
+	l->efd = epoll_create1(EPOLL_CLOEXEC);
+	l->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	l->ch = rdma_create_event_channel();
+	int rc = ML_ESYS, fl;
+	struct epoll_event ev = { .events = EPOLLIN };
+	if (l->efd < 0 || l->tfd < 0 || !l->ch || (fl = fcntl(l->ch->fd, F_GETFL)) < 0 ||
+	    fcntl(l->ch->fd, F_SETFL, fl | O_NONBLOCK) < 0)
 		goto fail;
-	int fl = fcntl(l->ch->fd, F_GETFL);
-	if (fl < 0 || fcntl(l->ch->fd, F_SETFL, fl | O_NONBLOCK) < 0 ||
-	    rdma_create_id(l->ch, &l->id, l, RDMA_PS_TCP) != 0)
+	ev.data.fd = l->ch->fd;
+	if (epoll_ctl(l->efd, EPOLL_CTL_ADD, l->ch->fd, &ev) < 0)
 		goto fail;
-	if (rdma_bind_addr(l->id, (struct sockaddr *)&ep->addr) != 0 || rdma_listen(l->id, 128) != 0) {
-		rc = errno == EADDRINUSE ? ML_EEXIST : ML_EADDR;
+	ev.data.fd = l->tfd;
+	if (epoll_ctl(l->efd, EPOLL_CTL_ADD, l->tfd, &ev) < 0)
 		goto fail;
-	}
-	if (rdma_fdtab_set(l->ch->fd, l) != 0)
+	if ((rc = listener_arm(l)) != 0)
+		goto fail;
+	rc = ML_ESYS;
+	if (rdma_fdtab_set(l->efd, l) != 0)
 		goto fail;
 	*port = ntohs(rdma_get_src_port(l->id));
-	*fd = l->ch->fd;
+	/* Port 0 picked one: a listener armed again must take the same. */
+	((struct sockaddr_in *)&l->addr)->sin_port = rdma_get_src_port(l->id);
+	*fd = l->efd;
 	return 0;
 fail:;
 	int e = errno;
-	if (l->id)
-		rdma_destroy_id(l->id);
-	if (l->ch)
-		rdma_destroy_event_channel(l->ch);
-	free(l);
+	listener_free(l);
 	errno = e;
 	return rc;
 }
@@ -91,25 +133,31 @@ static void peer_url(struct rdma_cm_id *id, char *url, size_t len)
 
 /* One event of the listener's channel: a connection request is accepted at
  * once (its QP and receives ready); the core then greets it like a socket. */
+/* One event of the listener's channel: a connection request is accepted at
+ * once (its QP and receives ready); the core then greets it like a socket. */
 static int rt_accept(int lfd, int *fd, char *url, size_t len)
 {
 	struct rdma_listener *l = rdma_fdtab_get(lfd);
 	struct rdma_cm_event *ev;
 	uint8_t priv[64];
-	if (!l || l->kind != RDMA_KIND_LISTENER || !l->id) {
-		errno = l ? ENODEV : EBADF;
+	uint64_t ticks;
+	if (!l || l->kind != RDMA_KIND_LISTENER) {
+		errno = EBADF;
 		return ML_ESYS;
 	}
+	if (read(l->tfd, &ticks, sizeof(ticks)) > 0 && !l->id && listener_arm(l) == 0)
+		relisten_timer(l, 0); /* the address has a device again */
 	for (;;) {
 		if (rdma_get_cm_event(l->ch, &ev) != 0)
 			return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? ML_EAGAIN : ML_ESYS;
 		enum rdma_cm_event_type type = ev->event;
-		if (type == RDMA_CM_EVENT_DEVICE_REMOVAL) {
+		if (type == RDMA_CM_EVENT_DEVICE_REMOVAL && ev->id == l->id) {
 			/* The device cannot go while the listening id holds it. */
 			rdma_ack_cm_event(ev);
 			rdma_destroy_id(l->id);
 			l->id = NULL;
-			errno = ENODEV;
+			relisten_timer(l, 1);
+			errno = ENODEV; /* the core logs it; listening resumes by itself */
 			return ML_ESYS;
 		}
 		if (type != RDMA_CM_EVENT_CONNECT_REQUEST) {
@@ -273,15 +321,11 @@ static void rt_close(int fd)
 	if (!kind)
 		return;
 	if (*kind == RDMA_KIND_CONN) {
-		rdma_conn_free((struct rdma_conn *)kind);
+		rdma_reap((struct rdma_conn *)kind);
 		return;
 	}
-	struct rdma_listener *l = (struct rdma_listener *)kind;
 	rdma_fdtab_clear(fd);
-	if (l->id)
-		rdma_destroy_id(l->id);
-	rdma_destroy_event_channel(l->ch);
-	free(l);
+	listener_free((struct rdma_listener *)kind);
 }
 
 const struct ml_transport_ops ml_rdma_ops = {

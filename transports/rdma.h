@@ -26,7 +26,11 @@
 #define RDMA_CREDIT_RESERVE 1   /* credits data may not use: kept for credit returns */
 #define RDMA_CREDIT_RETURN_AT 16 /* reposted receives that earn a credit-only message */
 #define RDMA_POLL_BATCH 32      /* work completions per ibv_poll_cq */
-#define RDMA_RESOLVE_MS 2000    /* address and route resolution */
+/* Address and route resolution, each. Short: rdma_cm can miss an ARP reply
+ * that comes before its request is queued (a veth peer answers at once) and
+ * then resolves only when this timeout expires; it must stay well inside the
+ * core's 2 s connect timeout (seen in the soft-RoCE VM: 2 s lost per path). */
+#define RDMA_RESOLVE_MS 500
 /* The QP gives up after about 7 x 4.096 us x 2^14 = 0.5 s without acks (0.59 s
  * measured on soft-RoCE): after the heartbeats (30-50 ms on a LAN, 2 s at
  * most) but well before the default's 14 s. retry_count 7 would mean
@@ -45,10 +49,17 @@ enum rdma_state {
 	RDMA_ESTABLISHED,
 };
 
+/* A listener's fd is an epoll fd over its CM channel and a timer: when its
+ * device goes away (DEVICE_REMOVAL) the id must go too, and the timer
+ * retries to listen until an RDMA device has the address again. */
+#define RDMA_RELISTEN_S 1
+
 struct rdma_listener {
 	int kind; /* RDMA_KIND_LISTENER; first, as in every object of the fd table */
+	int efd, tfd;
 	struct rdma_event_channel *ch;
-	struct rdma_cm_id *id; /* NULL once its device went away */
+	struct rdma_cm_id *id; /* NULL while its device is gone */
+	struct sockaddr_storage addr;
 };
 
 struct rdma_conn {
@@ -67,6 +78,7 @@ struct rdma_conn {
 	int state;     /* enum rdma_state */
 	int err;       /* errno readv and writev report once the input is read (0: none) */
 	int eof;       /* the peer disconnected */
+	int removed;   /* its device went away (DEVICE_REMOVAL) */
 	int want_room; /* writev or connect wait for room: tx_note tells when it comes */
 
 	/* receive: buffers completed in arrival order, not yet read through */
@@ -82,6 +94,8 @@ struct rdma_conn {
 	unsigned credits;               /* receives the peer has posted for us */
 	uint32_t msg_max;               /* bytes per SEND: min of both buffer sizes */
 	uint64_t tx_posted, tx_done;    /* send WRs posted, and known complete */
+	struct rdma_conn *reap_next;    /* rdma_reap.c's queue */
+	double held_since;              /* rdma_reap.c: released, waiting for its port (0: not yet) */
 };
 
 /* rdma_fdtab.c: the object behind an fd the core holds (NULL: none). */
@@ -104,6 +118,15 @@ ssize_t rdma_conn_send(struct rdma_conn *c, const struct iovec *iov, int iovcnt)
 void rdma_conn_consume_head(struct rdma_conn *c);
 void rdma_conn_repost(struct rdma_conn *c);
 void rdma_conn_fail(struct rdma_conn *c, int err);
+/* Off the fd table: the core has closed it. Any thread may free it then. */
+void rdma_conn_unhook(struct rdma_conn *c);
+/* Disconnect and free the verbs resources (not the CM id): sends no MAD. */
+void rdma_conn_release(struct rdma_conn *c);
+/* A DEVICE_REMOVAL came (read from the CM channel now if need be). */
+int rdma_conn_device_gone(struct rdma_conn *c);
 void rdma_conn_free(struct rdma_conn *c);
+
+/* rdma_reap.c: unhook c now, free it on the reaper thread (which may block). */
+void rdma_reap(struct rdma_conn *c);
 
 #endif

@@ -347,6 +347,7 @@ static void on_cm_event(struct rdma_conn *c, enum rdma_cm_event_type type, int s
 		break;
 	case RDMA_CM_EVENT_DEVICE_REMOVAL:
 		rdma_conn_fail(c, ENODEV);
+		c->removed = 1;
 		release_verbs(c);
 		break;
 	case RDMA_CM_EVENT_ADDR_CHANGE:
@@ -588,17 +589,35 @@ void rdma_conn_progress(struct rdma_conn *c)
 	rdma_conn_settle(c);
 }
 
+void rdma_conn_unhook(struct rdma_conn *c)
+{
+	if (c->rfd >= 0)
+		rdma_fdtab_clear(c->rfd);
+}
+
+void rdma_conn_release(struct rdma_conn *c)
+{
+	release_verbs(c);
+}
+
+int rdma_conn_device_gone(struct rdma_conn *c)
+{
+	struct rdma_cm_event *ev;
+	while (!c->removed && c->ch && rdma_get_cm_event(c->ch, &ev) == 0) {
+		c->removed = ev->event == RDMA_CM_EVENT_DEVICE_REMOVAL;
+		rdma_ack_cm_event(ev);
+	}
+	return c->removed;
+}
+
 void rdma_conn_free(struct rdma_conn *c)
 {
 	if (!c)
 		return;
-	if (c->rfd >= 0)
-		rdma_fdtab_clear(c->rfd);
-	/* A DREQ tells the peer now rather than at its heartbeat deadline. */
-	if (c->id && c->id->qp && (c->state == RDMA_ACCEPTED || c->state == RDMA_ESTABLISHED) &&
-	    !c->eof)
-		rdma_disconnect(c->id);
+	rdma_conn_unhook(c);
 	release_verbs(c);
+	/* Destroying the id sends the peer a DREQ (if it was connected): it
+	 * hears now rather than at its heartbeat deadline. */
 	if (c->id)
 		rdma_destroy_id(c->id);
 	if (c->ch)
