@@ -120,7 +120,7 @@ void rdma_conn_repost(struct rdma_conn *c);
 void rdma_conn_fail(struct rdma_conn *c, int err);
 /* Off the fd table: the core has closed it. Any thread may free it then. */
 void rdma_conn_unhook(struct rdma_conn *c);
-/* Disconnect and free the verbs resources (not the CM id): sends no MAD. */
+/* Free the verbs resources and buffers (not the CM id): sends no MAD. */
 void rdma_conn_release(struct rdma_conn *c);
 /* A DEVICE_REMOVAL came (read from the CM channel now if need be). */
 int rdma_conn_device_gone(struct rdma_conn *c);
