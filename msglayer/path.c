@@ -88,6 +88,13 @@ void ml_path_free(struct ml_path *path)
 	free(path);
 }
 
+/* A failed readv, writev or connect in words: the transport's, else errno's. */
+static const char *io_error(const struct ml_path *path, int err)
+{
+	const char *why = path->ops->why ? path->ops->why(path->fd) : NULL;
+	return why ? why : strerror(err);
+}
+
 static void mark_dirty(struct ml_path *path)
 {
 	if (!path->dirty && path->fd >= 0) {
@@ -633,7 +640,7 @@ void ml_path_flush(struct ml_path *path)
 			}
 			if (errno == EINTR)
 				continue;
-			ml_path_fail(path, ML_ESYS, strerror(errno));
+			ml_path_fail(path, ML_ESYS, io_error(path, errno));
 			return;
 		}
 		/* Consume in write order: head rest, control, then whole frames. */
@@ -700,7 +707,7 @@ static void on_write(struct ev_loop *loop, ev_io *io, int revents)
 		}
 		if (rc) {
 			char why[128];
-			snprintf(why, sizeof(why), "connect: %s", strerror(err));
+			snprintf(why, sizeof(why), "connect: %s", io_error(path, err));
 			ml_path_fail(path, ML_EADDR, why);
 			return;
 		}
@@ -916,7 +923,7 @@ static void on_read(struct ev_loop *loop, ev_io *io, int revents)
 	}
 	if (n < 0) {
 		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-			ml_path_fail(path, ML_ESYS, strerror(errno));
+			ml_path_fail(path, ML_ESYS, io_error(path, errno));
 		return;
 	}
 	ev_tstamp now = ev_now(loop);

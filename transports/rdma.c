@@ -213,6 +213,14 @@ static int rt_connect_done(int fd, int *err)
 	return 0;
 }
 
+static const char *rt_why(int fd)
+{
+	struct rdma_conn *c = conn_of(fd);
+	if (!c)
+		return NULL;
+	return c->err ? c->why : c->eof ? "the peer disconnected (RDMA_CM_EVENT_DISCONNECTED)" : NULL;
+}
+
 static int rt_room_fd(int fd, int *events)
 {
 	struct rdma_conn *c = conn_of(fd);
@@ -337,6 +345,7 @@ const struct ml_transport_ops ml_rdma_ops = {
 	.connect_done = rt_connect_done,
 	.room_fd = rt_room_fd,
 	.pending = rt_pending,
+	.why = rt_why,
 	.readv = rt_readv,
 	.writev = rt_writev,
 	.set_timeouts = rt_set_timeouts,

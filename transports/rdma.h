@@ -77,6 +77,7 @@ struct rdma_conn {
 	uint8_t *mem;  /* RDMA_RX_DEPTH receive buffers, then RDMA_TX_DEPTH send buffers */
 	int state;     /* enum rdma_state */
 	int err;       /* errno readv and writev report once the input is read (0: none) */
+	char why[112]; /* err in words: the WC status or CM event behind it */
 	int eof;       /* the peer disconnected */
 	int removed;   /* its device went away (DEVICE_REMOVAL) */
 	int want_room; /* writev or connect wait for room: tx_note tells when it comes */
@@ -117,7 +118,9 @@ ssize_t rdma_conn_send(struct rdma_conn *c, const struct iovec *iov, int iovcnt)
 /* The head buffer was read through: post it again later, return credits. */
 void rdma_conn_consume_head(struct rdma_conn *c);
 void rdma_conn_repost(struct rdma_conn *c);
-void rdma_conn_fail(struct rdma_conn *c, int err);
+/* The first failure, as an errno and in words; later ones are its consequences. */
+void rdma_conn_fail(struct rdma_conn *c, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 /* Off the fd table: the core has closed it. Any thread may free it then. */
 void rdma_conn_unhook(struct rdma_conn *c);
 /* Free the verbs resources and buffers (not the CM id): sends no MAD. */

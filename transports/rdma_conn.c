@@ -20,6 +20,8 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -93,10 +95,15 @@ static uint8_t *tx_buf(struct rdma_conn *c, uint64_t seq)
 
 /* The first failure is the one reported; what follows (flushed work
  * requests, a DISCONNECTED after it) is its consequence. */
-void rdma_conn_fail(struct rdma_conn *c, int err)
+void rdma_conn_fail(struct rdma_conn *c, int err, const char *fmt, ...)
 {
-	if (!c->err && !c->eof)
-		c->err = err ? err : EIO;
+	va_list ap;
+	if (c->err || c->eof)
+		return;
+	c->err = err ? err : EIO;
+	va_start(ap, fmt);
+	vsnprintf(c->why, sizeof(c->why), fmt, ap);
+	va_end(ap);
 }
 
 /* The conn, its fds and its CM channel: what every connection has before
@@ -311,19 +318,19 @@ static void on_cm_event(struct rdma_conn *c, enum rdma_cm_event_type type, int s
 	switch (type) {
 	case RDMA_CM_EVENT_ADDR_RESOLVED:
 		if (set_ack_timeout(c->id) != 0 || rdma_resolve_route(c->id, RDMA_RESOLVE_MS) != 0)
-			rdma_conn_fail(c, errno);
+			rdma_conn_fail(c, errno, "route resolution: %s", strerror(errno));
 		break;
 	case RDMA_CM_EVENT_ROUTE_RESOLVED:
 		conn_param(&p, mine);
 		if (setup_verbs(c) != 0 || rdma_connect(c->id, &p) != 0)
-			rdma_conn_fail(c, errno);
+			rdma_conn_fail(c, errno, "queue pair or rdma_connect: %s", strerror(errno));
 		else
 			c->state = RDMA_CONNECTING;
 		break;
 	case RDMA_CM_EVENT_ESTABLISHED:
 		if (c->outbound) {
 			if (priv_decode(priv, priv_len, &depth, &buf) != 0) {
-				rdma_conn_fail(c, EPROTO);
+				rdma_conn_fail(c, EPROTO, "the acceptor's CM private data is not msglayer's");
 				break;
 			}
 			peer_posted(c, depth, buf);
@@ -333,25 +340,25 @@ static void on_cm_event(struct rdma_conn *c, enum rdma_cm_event_type type, int s
 	case RDMA_CM_EVENT_ADDR_ERROR:
 	case RDMA_CM_EVENT_ROUTE_ERROR:
 	case RDMA_CM_EVENT_UNREACHABLE: /* also on an established connection (neighbour change) */
-		rdma_conn_fail(c, cm_errno(status, EHOSTUNREACH));
+		rdma_conn_fail(c, cm_errno(status, EHOSTUNREACH), "%s (status %d)", rdma_event_str(type), status);
 		break;
 	case RDMA_CM_EVENT_CONNECT_ERROR:
-		rdma_conn_fail(c, cm_errno(status, ECONNABORTED));
+		rdma_conn_fail(c, cm_errno(status, ECONNABORTED), "%s (status %d)", rdma_event_str(type), status);
 		break;
 	case RDMA_CM_EVENT_REJECTED:
-		rdma_conn_fail(c, ECONNREFUSED);
+		rdma_conn_fail(c, ECONNREFUSED, "%s (status %d)", rdma_event_str(type), status);
 		break;
 	case RDMA_CM_EVENT_DISCONNECTED:
 		if (!c->err)
 			c->eof = 1;
 		break;
 	case RDMA_CM_EVENT_DEVICE_REMOVAL:
-		rdma_conn_fail(c, ENODEV);
+		rdma_conn_fail(c, ENODEV, "%s: the device went away", rdma_event_str(type));
 		c->removed = 1;
 		release_verbs(c);
 		break;
 	case RDMA_CM_EVENT_ADDR_CHANGE:
-		rdma_conn_fail(c, EADDRNOTAVAIL);
+		rdma_conn_fail(c, EADDRNOTAVAIL, "%s: the local address changed", rdma_event_str(type));
 		break;
 	default: /* TIMEWAIT_EXIT and the like: nothing to do */
 		break;
@@ -397,7 +404,8 @@ static int wc_errno(enum ibv_wc_status s)
 static void on_wc(struct rdma_conn *c, const struct ibv_wc *wc)
 {
 	if (wc->status != IBV_WC_SUCCESS) {
-		rdma_conn_fail(c, wc_errno(wc->status));
+		rdma_conn_fail(c, wc_errno(wc->status), "work completion: %s (status %d, vendor error 0x%x)",
+			       ibv_wc_status_str(wc->status), wc->status, wc->vendor_err);
 		return;
 	}
 	if (!(wc->wr_id & RECV_WR_BIT)) {
@@ -471,7 +479,7 @@ static int post_sends(struct rdma_conn *c, struct ibv_send_wr *wr, unsigned n)
 		return 0;
 	int rc = ibv_post_send(c->id->qp, wr, &bad);
 	if (rc) {
-		rdma_conn_fail(c, rc);
+		rdma_conn_fail(c, rc, "ibv_post_send: %s", strerror(rc));
 		return -1;
 	}
 	return 0;
@@ -539,7 +547,7 @@ void rdma_conn_repost(struct rdma_conn *c)
 	if (c->nrepost == 0 || !c->cq)
 		return;
 	if (post_recvs(c, c->repost, c->nrepost) != 0) {
-		rdma_conn_fail(c, errno);
+		rdma_conn_fail(c, errno, "ibv_post_recv: %s", strerror(errno));
 		return;
 	}
 	c->credits_owed += c->nrepost;

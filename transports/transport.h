@@ -57,6 +57,10 @@ struct ml_transport_ops {
 	/* Bound how long the kernel may hide a dead connection (unacked data,
 	 * silent peer), in ms; a best effort. */
 	void (*set_timeouts)(int fd, unsigned user_timeout_ms);
+	/* Why the last readv, writev or connect_done failed, in the transport's
+	 * words (a work completion status, a CM event); NULL: errno says it all.
+	 * Optional (NULL: errno's text). */
+	const char *(*why)(int fd);
 	/* Break the connection the way a network fault would (enum ml_fault). */
 	void (*inject)(int fd, int fault);
 	void (*close)(int fd);
