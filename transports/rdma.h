@@ -1,7 +1,8 @@
 /*
  * rdma.h - the RDMA transport's insides, shared by rdma.c (the ops: a byte
- * pipe over SEND/RECV), rdma_conn.c (one connection: verbs resources, CM
- * events, completions, credits) and rdma_fdtab.c (fd -> object).
+ * pipe over SEND/RECV), rdma_conn.c (a connection's life: verbs resources,
+ * connect, accept, CM events, end), rdma_io.c (its data path: completions,
+ * credits, sends), rdma_reap.c (teardown) and rdma_fdtab.c (fd -> object).
  *
  * A connection is one RC queue pair with its own CM event channel and
  * completion channel. The core sees only fds: rfd (an epoll fd over both
@@ -104,20 +105,13 @@ int rdma_fdtab_set(int fd, void *obj);
 void *rdma_fdtab_get(int fd);
 void rdma_fdtab_clear(int fd);
 
-/* rdma_conn.c */
+/* rdma_conn.c: a connection's life */
 int rdma_conn_connect(const struct sockaddr *src, const struct sockaddr *dst, struct rdma_conn **out);
 /* id: a CONNECT_REQUEST's, event acked; priv: its private data. On failure
  * the request is rejected and id destroyed. errno set on failure. */
 int rdma_conn_accept(struct rdma_cm_id *id, const void *priv, size_t priv_len, struct rdma_conn **out);
-void rdma_conn_progress(struct rdma_conn *c);
-void rdma_conn_settle(struct rdma_conn *c);
-int rdma_conn_can_send(const struct rdma_conn *c);
-/* Post SENDs of the bytes of iov (as many as credits and slots allow);
- * returns the bytes taken, or -1 with c->err set. */
-ssize_t rdma_conn_send(struct rdma_conn *c, const struct iovec *iov, int iovcnt);
-/* The head buffer was read through: post it again later, return credits. */
-void rdma_conn_consume_head(struct rdma_conn *c);
-void rdma_conn_repost(struct rdma_conn *c);
+/* Drain the CM channel: connect steps, failures, the end. */
+void rdma_conn_cm_events(struct rdma_conn *c);
 /* The first failure, as an errno and in words; later ones are its consequences. */
 void rdma_conn_fail(struct rdma_conn *c, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -128,6 +122,21 @@ void rdma_conn_release(struct rdma_conn *c);
 /* A DEVICE_REMOVAL came (read from the CM channel now if need be). */
 int rdma_conn_device_gone(struct rdma_conn *c);
 void rdma_conn_free(struct rdma_conn *c);
+
+/* rdma_io.c: the data path */
+int rdma_io_post_recvs(struct rdma_conn *c, const uint16_t *idx, unsigned n);
+/* Drain both channels, poll the CQ, post what was read, settle the notes. */
+void rdma_conn_progress(struct rdma_conn *c);
+/* Make the notes tell the truth (input or an end to report, room). */
+void rdma_conn_settle(struct rdma_conn *c);
+int rdma_conn_can_send(const struct rdma_conn *c);
+/* Post SENDs of the bytes of iov (as many as credits and slots allow);
+ * returns the bytes taken, or -1 with c->err set. */
+ssize_t rdma_conn_send(struct rdma_conn *c, const struct iovec *iov, int iovcnt);
+/* The head buffer was read through: post it again later, return credits. */
+void rdma_conn_consume_head(struct rdma_conn *c);
+/* Post the buffers read through again; a credit-only SEND if enough are owed. */
+void rdma_conn_repost(struct rdma_conn *c);
 
 /* rdma_reap.c: unhook c now, free it on the reaper thread (which may block). */
 void rdma_reap(struct rdma_conn *c);
