@@ -88,11 +88,14 @@ void ml_path_free(struct ml_path *path)
 	free(path);
 }
 
-/* A failed readv, writev or connect in words: the transport's, else errno's. */
-static const char *io_error(const struct ml_path *path, int err)
+/* A failed readv, writev or connect in words: the transport's, else errno's.
+ * Copied into buf: the transport's text lives in its connection, which
+ * ml_path_fail closes (and an RDMA reaper may free) before it logs. */
+static const char *io_error(const struct ml_path *path, int err, char *buf, size_t len)
 {
 	const char *why = path->ops->why ? path->ops->why(path->fd) : NULL;
-	return why ? why : strerror(err);
+	snprintf(buf, len, "%s", why ? why : strerror(err));
+	return buf;
 }
 
 static void mark_dirty(struct ml_path *path)
@@ -640,7 +643,8 @@ void ml_path_flush(struct ml_path *path)
 			}
 			if (errno == EINTR)
 				continue;
-			ml_path_fail(path, ML_ESYS, io_error(path, errno));
+			char why[128];
+			ml_path_fail(path, ML_ESYS, io_error(path, errno, why, sizeof(why)));
 			return;
 		}
 		/* Consume in write order: head rest, control, then whole frames. */
@@ -706,8 +710,8 @@ static void on_write(struct ev_loop *loop, ev_io *io, int revents)
 			return;
 		}
 		if (rc) {
-			char why[128];
-			snprintf(why, sizeof(why), "connect: %s", io_error(path, err));
+			char why[128], text[112];
+			snprintf(why, sizeof(why), "connect: %s", io_error(path, err, text, sizeof(text)));
 			ml_path_fail(path, ML_EADDR, why);
 			return;
 		}
@@ -922,8 +926,9 @@ static void on_read(struct ev_loop *loop, ev_io *io, int revents)
 		return;
 	}
 	if (n < 0) {
+		char why[128];
 		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-			ml_path_fail(path, ML_ESYS, io_error(path, errno));
+			ml_path_fail(path, ML_ESYS, io_error(path, errno, why, sizeof(why)));
 		return;
 	}
 	ev_tstamp now = ev_now(loop);
