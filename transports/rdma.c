@@ -145,7 +145,7 @@ static int rt_accept(int lfd, int *fd, char *url, size_t len)
 		errno = EBADF;
 		return ML_ESYS;
 	}
-	if (read(l->tfd, &ticks, sizeof(ticks)) > 0 && !l->id && listener_arm(l) == 0)
+	if (read(l->tfd, &ticks, sizeof(ticks)) > 0 && !l->id && !rdma_removing() && listener_arm(l) == 0)
 		relisten_timer(l, 0); /* the address has a device again */
 	for (;;) {
 		if (rdma_get_cm_event(l->ch, &ev) != 0)
@@ -153,6 +153,7 @@ static int rt_accept(int lfd, int *fd, char *url, size_t len)
 		enum rdma_cm_event_type type = ev->event;
 		if (type == RDMA_CM_EVENT_DEVICE_REMOVAL && ev->id == l->id) {
 			/* The device cannot go while the listening id holds it. */
+			rdma_removal_seen();
 			rdma_ack_cm_event(ev);
 			rdma_destroy_id(l->id);
 			l->id = NULL;
@@ -184,6 +185,10 @@ static int rt_accept(int lfd, int *fd, char *url, size_t len)
 static int rt_connect(const struct ml_endpoint *ep, int *fd)
 {
 	struct rdma_conn *c;
+	if (rdma_removing()) {
+		errno = ENODEV; /* the core retries with backoff */
+		return ML_EADDR;
+	}
 	if (rdma_conn_connect(ep->srclen ? (const struct sockaddr *)&ep->src : NULL,
 			      (const struct sockaddr *)&ep->addr, &c) != 0)
 		return ML_EADDR;

@@ -140,5 +140,17 @@ void rdma_conn_repost(struct rdma_conn *c);
 
 /* rdma_reap.c: unhook c now, free it on the reaper thread (which may block). */
 void rdma_reap(struct rdma_conn *c);
+/* A device went away (DEVICE_REMOVAL) just now. The device is gone only
+ * when every user has let go, librdmacm too: it keeps a context per device
+ * and closes it when its device list is synced (rdma_get_devices) after
+ * the device left it, which is after our ids are gone; so the reaper syncs
+ * every RDMA_REAP_POLL_MS for RDMA_REMOVAL_SYNC_S. And for
+ * RDMA_REMOVAL_HOLD_S nothing new may bind (rdma_removing): a connect or
+ * listen made meanwhile can bind to the dying device and hold it. Without
+ * either, `rdma link delete` did not return while the process lived. */
+#define RDMA_REMOVAL_HOLD_S 2
+#define RDMA_REMOVAL_SYNC_S 10
+void rdma_removal_seen(void);
+int rdma_removing(void);
 
 #endif

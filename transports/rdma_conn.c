@@ -314,6 +314,7 @@ static void on_cm_event(struct rdma_conn *c, enum rdma_cm_event_type type, int s
 			c->eof = 1;
 		break;
 	case RDMA_CM_EVENT_DEVICE_REMOVAL:
+		rdma_removal_seen();
 		rdma_conn_fail(c, ENODEV, "%s: the device went away", rdma_event_str(type));
 		c->removed = 1;
 		release_verbs(c);

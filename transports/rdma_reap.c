@@ -12,7 +12,10 @@
  * CM id kept) until the port is active again, its device goes away, or
  * RDMA_REAP_HOLD_S passed: the DREQ that destroying the id sends through a
  * down port puts soft-RoCE's QP1 in error, and no connection crosses that
- * device again (seen with both veth and virtio links in the VM). */
+ * device again (seen with both veth and virtio links in the VM).
+ *
+ * After a DEVICE_REMOVAL it also syncs librdmacm's device list for a while,
+ * so that librdmacm lets the device go too (rdma.h). */
 #include "rdma.h"
 
 #include <pthread.h>
@@ -26,6 +29,7 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t more = PTHREAD_COND_INITIALIZER;
 static struct rdma_conn *queue; /* linked through reap_next */
 static int started;
+static double removal_at;       /* the last DEVICE_REMOVAL (0: none); under lock */
 
 static double mono_s(void)
 {
@@ -56,13 +60,22 @@ static void reap_one(struct rdma_conn *c, struct rdma_conn **held, double now)
 	*held = c;
 }
 
+/* librdmacm lets a device go that left libibverbs' list (see rdma.h). */
+static void sync_devices(void)
+{
+	struct ibv_context **l = rdma_get_devices(NULL);
+	if (l)
+		rdma_free_devices(l);
+}
+
 static void *reaper(void *arg)
 {
 	struct rdma_conn *held = NULL;
 	(void)arg;
 	pthread_mutex_lock(&lock);
 	for (;;) {
-		if (!queue && !held) {
+		int syncing = removal_at && mono_s() - removal_at < RDMA_REMOVAL_SYNC_S;
+		if (!queue && !held && !syncing) {
 			pthread_cond_wait(&more, &lock);
 		} else if (!queue) {
 			struct timespec dl;
@@ -77,6 +90,7 @@ static void *reaper(void *arg)
 		struct rdma_conn *todo = queue, *again = held;
 		queue = NULL;
 		held = NULL;
+		syncing = removal_at && mono_s() - removal_at < RDMA_REMOVAL_SYNC_S;
 		pthread_mutex_unlock(&lock);
 		double now = mono_s();
 		while (todo) {
@@ -89,6 +103,8 @@ static void *reaper(void *arg)
 			again = c->reap_next;
 			reap_one(c, &held, now);
 		}
+		if (syncing)
+			sync_devices();
 		pthread_mutex_lock(&lock);
 	}
 	return NULL;
@@ -108,6 +124,24 @@ static int start(void)
 	pthread_setname_np(t, "ml-rdma-reap");
 	pthread_detach(t);
 	return 0;
+}
+
+void rdma_removal_seen(void)
+{
+	pthread_mutex_lock(&lock);
+	removal_at = mono_s();
+	if (!started && start() == 0)
+		started = 1;
+	pthread_cond_signal(&more);
+	pthread_mutex_unlock(&lock);
+}
+
+int rdma_removing(void)
+{
+	pthread_mutex_lock(&lock);
+	int r = removal_at && mono_s() - removal_at < RDMA_REMOVAL_HOLD_S;
+	pthread_mutex_unlock(&lock);
+	return r;
 }
 
 void rdma_reap(struct rdma_conn *c)

@@ -7,11 +7,14 @@
  *       Requests of 64 B to 1 MiB (fragmented over the paths), every response
  *       checked byte for byte; every path must carry data frames.
  *   test_rdma failover --listen URL... --peer URL... --fault CMD --clear CMD
- *       4 KiB requests under load; CMD (a shell command: iptables, ip link)
- *       breaks path 0 and the other clears it. Path 0 must go down, requests
- *       must keep completing on the others meanwhile, path 0 must come back
- *       and carry data again; at the end nothing is lost, nothing completed
- *       or served twice. Prints the detection time and the longest stall.
+ *                      [--expect-reason TEXT]
+ *       4 KiB requests under load; CMD (a shell command: iptables, ip link,
+ *       rdma link; or lib:KIND, the library's own ml_fault_set on path 0)
+ *       breaks path 0 and the other clears it. Path 0 must go down (for the
+ *       reason TEXT, if given), requests must keep completing on the others
+ *       meanwhile, path 0 must come back and carry data again; at the end
+ *       nothing is lost, nothing completed or served twice. Prints the
+ *       detection time and the longest stall.
  *
  * Every wait is for an outcome (a path state, a count) on a condition
  * variable, with a deadline that is a failure. Faults run in this (the test's)
@@ -43,6 +46,7 @@ static struct {
 	unsigned npaths;
 	int state[MAXP];           /* client paths, by index */
 	double left_up[MAXP];      /* when each last left "up" */
+	char down_reason[160];     /* why path 0 last left "up" */
 	double came_up[MAXP];      /* when each last came up */
 	double t_fault;            /* when the fault was injected (0: not yet) */
 	double srv_left_up;        /* the server's first path closed after it (only path 0 is hit;
@@ -165,8 +169,11 @@ static void on_path(void *arg, ml_peer *peer, unsigned idx, int old_state, int n
 		if (new_state == ML_PATH_UP && old_state != ML_PATH_SUSPECT)
 			T.came_up[idx] = t;
 		if (old_state == ML_PATH_UP || old_state == ML_PATH_SUSPECT)
-			if (new_state != ML_PATH_UP && new_state != ML_PATH_SUSPECT)
+			if (new_state != ML_PATH_UP && new_state != ML_PATH_SUSPECT) {
 				T.left_up[idx] = t;
+				if (idx == 0)
+					snprintf(T.down_reason, sizeof(T.down_reason), "%s", reason);
+			}
 	} else if (arg == &T.srv && new_state == ML_PATH_CLOSED && T.t_fault && !T.srv_left_up) {
 		T.srv_left_up = t;
 	}
@@ -212,9 +219,17 @@ static uint64_t frames_sent(unsigned idx)
 	return idx < n ? ps[idx].frames_sent : 0;
 }
 
+/* A shell command, or "lib:KIND": the library's fault KIND on path 0. */
 static void run_cmd(const char *what, const char *cmd)
 {
 	fprintf(stderr, "  %7.3f %s: %s\n", now_s(), what, cmd);
+	if (!strncmp(cmd, "lib:", 4)) {
+		struct ml_fault_spec spec = { .fault = ml_fault_parse(cmd + 4) };
+		CHECK(spec.fault != 0, "unknown fault '%s'", cmd + 4);
+		int rc = ml_fault_set(T.peer, 0, &spec);
+		CHECK(rc == ML_OK, "ml_fault_set %s: %s", cmd + 4, ml_strerror(rc));
+		return;
+	}
 	int rc = system(cmd);
 	CHECK(rc == 0, "'%s' exited with %d", cmd, rc);
 }
@@ -263,7 +278,7 @@ static void scenario_rr(unsigned count)
 	}
 }
 
-static void scenario_failover(const char *fault, const char *clear)
+static void scenario_failover(const char *fault, const char *clear, const char *expect)
 {
 	pthread_mutex_lock(&T.lock);
 	T.issuing = 1;
@@ -280,6 +295,8 @@ static void scenario_failover(const char *fault, const char *clear)
 	pthread_mutex_lock(&T.lock);
 	WAIT_FOR(T.left_up[0] > t_fault, 30, "path 0 is still up 30 s after the fault");
 	double detect = T.left_up[0] - t_fault;
+	CHECK(!expect || strstr(T.down_reason, expect), "path 0 went down for '%s', not '%s'",
+	      T.down_reason, expect);
 	uint64_t ok_at_down = T.ok;
 	/* The others carry the load meanwhile: a second's worth, at least. */
 	WAIT_FOR(T.ok >= ok_at_down + 200, 30, "requests stopped while path 0 was down (%" PRIu64
@@ -289,8 +306,10 @@ static void scenario_failover(const char *fault, const char *clear)
 
 	double t_clear = now_s();
 	run_cmd("clear", clear);
+	/* Back after it went down: a reset comes back by itself, even before
+	 * the clear (which is then a no-op). */
 	pthread_mutex_lock(&T.lock);
-	WAIT_FOR(T.came_up[0] > t_clear && T.state[0] == ML_PATH_UP, UP_WAIT_S,
+	WAIT_FOR(T.came_up[0] > T.left_up[0] && T.state[0] == ML_PATH_UP, UP_WAIT_S,
 		 "path 0 not back %.0f s after the fault was cleared", UP_WAIT_S);
 	double back = T.came_up[0] - t_clear;
 	pthread_mutex_unlock(&T.lock);
@@ -303,28 +322,29 @@ static void scenario_failover(const char *fault, const char *clear)
 	pthread_mutex_lock(&T.lock);
 	drain_and_check();
 	printf("failover: the fault command ran %.3f s; path 0 down %.3f s after it started "
-	       "(%.3f s after it returned; server side %.3f s), %" PRIu64
-	       " requests completed on the other path meanwhile, back %.3f s after the clear, "
+	       "(%.3f s after it returned; server side %.3f s) for \"%s\"; %" PRIu64
+	       " requests completed on the other path meanwhile; back %.3f s after the clear; "
 	       "longest stall %.1f ms (ended %.3f s after the fault started)\n",
 	       t_fault_done - t_fault, detect, T.left_up[0] - t_fault_done,
-	       T.srv_left_up ? T.srv_left_up - t_fault : -1.0, during, back, T.longest_gap * 1e3,
-	       T.t_gap_end - t_fault);
+	       T.srv_left_up ? T.srv_left_up - t_fault : -1.0, T.down_reason, during, back,
+	       T.longest_gap * 1e3, T.t_gap_end - t_fault);
 	pthread_mutex_unlock(&T.lock);
 }
 
 static void usage(void)
 {
 	fprintf(stderr, "usage: test_rdma rr|failover --listen URL... --peer URL... [--count N]\n"
-			"                 [--fault CMD --clear CMD] [--path-down S]\n");
+			"                 [--fault CMD --clear CMD [--expect-reason TEXT]]\n"
+			"                 [--path-down S]\n");
 	exit(2);
 }
 
 int main(int argc, char **argv)
 {
-	const char *listen[MAXP], *peers[MAXP], *fault = NULL, *clear = NULL;
+	const char *listen[MAXP], *peers[MAXP], *fault = NULL, *clear = NULL, *expect = NULL;
 	unsigned nl = 0, np = 0, count = 500;
 	double path_down = 0;
-	if (argc < 2)
+	if (argc < 2 || argc % 2 != 0) /* a mode, then options with a value each */
 		usage();
 	T.rr = !strcmp(argv[1], "rr");
 	if (!T.rr && strcmp(argv[1], "failover"))
@@ -338,6 +358,8 @@ int main(int argc, char **argv)
 			fault = argv[i + 1];
 		else if (!strcmp(argv[i], "--clear"))
 			clear = argv[i + 1];
+		else if (!strcmp(argv[i], "--expect-reason"))
+			expect = argv[i + 1];
 		else if (!strcmp(argv[i], "--count"))
 			count = (unsigned)atoi(argv[i + 1]);
 		else if (!strcmp(argv[i], "--path-down"))
@@ -380,7 +402,7 @@ int main(int argc, char **argv)
 	if (T.rr)
 		scenario_rr(count);
 	else
-		scenario_failover(fault, clear);
+		scenario_failover(fault, clear, expect);
 	ml_ctx_destroy(T.cli);
 	ml_ctx_destroy(T.srv);
 	free(T.done);
