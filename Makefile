@@ -6,7 +6,7 @@
 #   make valgrind        unit tests, session, requests and admin tests under valgrind
 #   make bench-failover  what a dead or slow link costs, between namespaces (root)
 #   make rdma-vm-test    real RDMA (soft-RoCE) in a QEMU VM: RDMA-only, RDMA+TCP failover,
-#                        ml-perf figures (root; about 65 s, 20 s more on a first run;
+#                        ml-perf figures (root; about 80 s, 20 s more on a first run;
 #                        RDMA_VM_QUICK=1: the short version CI runs)
 #   make install PREFIX=/usr/local
 #   make deps            install the Debian packages the build needs
