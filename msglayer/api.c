@@ -323,7 +323,8 @@ int ml_peer_add(ml_ctx *ctx, uint32_t node_id, const char *const *urls, unsigned
 		int rc = ml_endpoint_parse(urls[i], &cp->eps[i]);
 		if (rc) {
 			ml_log(ctx, ML_LOG_ERR, "peer %u: bad endpoint '%s': %s", node_id,
-			       urls[i] ? urls[i] : "(null)", ml_strerror(rc));
+			       urls[i] ? urls[i] : "(null)",
+			       cp->eps[i].why ? cp->eps[i].why : ml_strerror(rc));
 			free(cp);
 			return rc;
 		}

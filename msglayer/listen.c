@@ -23,8 +23,15 @@ int ml_listen(ml_ctx *ctx, const char *url)
 	if (!ctx)
 		return ML_EINVAL;
 	int rc = ml_endpoint_parse(url, &ep);
-	if (rc)
+	if (rc == 0 && ep.srclen) {
+		ep.why = "src= is for the endpoints a node connects to";
+		rc = ML_EINVAL;
+	}
+	if (rc) {
+		ml_log(ctx, ML_LOG_ERR, "cannot listen on %s: %s", url ? url : "(null)",
+		       ep.why ? ep.why : ml_strerror(rc));
 		return rc;
+	}
 	struct ml_listener *l = calloc(1, sizeof(*l));
 	if (!l)
 		return ML_ENOMEM;

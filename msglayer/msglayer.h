@@ -209,9 +209,10 @@ int ml_ctx_reload_key(ml_ctx *ctx, const char *key_file);
 int ml_key_file_check(const char *key_file, char *text, size_t len);
 uint64_t ml_ctx_incarnation(const ml_ctx *ctx);
 
-/* Listen on "tcp://host:port" (port 0 picks one; see ml_listen_port). Several
- * endpoints per context are allowed; each accepts paths from any peer.
- * Errors: ML_EINVAL (bad URL), ML_EADDR (cannot bind), ML_EEXIST. */
+/* Listen on "tcp://host:port" or "rdma://host:port" (port 0 picks one; see
+ * ml_listen_port). Several endpoints per context are allowed; each accepts
+ * paths from any peer. Errors: ML_EINVAL (bad URL), ML_EADDR (cannot bind,
+ * no RDMA device), ML_EEXIST. */
 int ml_listen(ml_ctx *ctx, const char *url);
 /* Port actually bound by the n-th ml_listen call (0-based), or 0. */
 unsigned ml_listen_port(ml_ctx *ctx, unsigned n);

@@ -12,7 +12,6 @@
 #include "../failover/detector.h"
 
 #include <errno.h>
-#include <sys/ioctl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,6 +86,16 @@ void ml_path_free(struct ml_path *path)
 	free(path->tail);
 	free(path->rxbuf);
 	free(path);
+}
+
+/* A failed readv, writev or connect in words: the transport's, else errno's.
+ * Copied into buf: the transport's text lives in its connection, which
+ * ml_path_fail closes (and an RDMA reaper may free) before it logs. */
+static const char *io_error(const struct ml_path *path, int err, char *buf, size_t len)
+{
+	const char *why = path->ops->why ? path->ops->why(path->fd) : NULL;
+	snprintf(buf, len, "%s", why ? why : strerror(err));
+	return buf;
 }
 
 static void mark_dirty(struct ml_path *path)
@@ -267,8 +276,10 @@ static void on_auth_challenge(struct ml_path *path, const struct ml_frame_hdr *h
 static void start_io(struct ml_path *path)
 {
 	struct ml_ctx *ctx = path->peer->ctx;
+	int room_events;
+	int room = path->ops->room_fd(path->fd, &room_events);
 	ev_io_init(&path->rio, on_read, path->fd, EV_READ);
-	ev_io_init(&path->wio, on_write, path->fd, EV_WRITE);
+	ev_io_init(&path->wio, on_write, room, room_events == ML_TP_READABLE ? EV_READ : EV_WRITE);
 	path->ops->set_timeouts(path->fd, (unsigned)(ctx->cfg.tcp_user_timeout_s * 1000));
 	path->rx_total = path->rx_ready = 0;
 	path->mark_head = path->mark_count = 0;
@@ -632,7 +643,8 @@ void ml_path_flush(struct ml_path *path)
 			}
 			if (errno == EINTR)
 				continue;
-			ml_path_fail(path, ML_ESYS, strerror(errno));
+			char why[128];
+			ml_path_fail(path, ML_ESYS, io_error(path, errno, why, sizeof(why)));
 			return;
 		}
 		/* Consume in write order: head rest, control, then whole frames. */
@@ -692,9 +704,14 @@ static void on_write(struct ev_loop *loop, ev_io *io, int revents)
 	ev_io_stop(loop, io);
 	if (!path->connected) {
 		int err = 0;
-		if (path->ops->connect_done(path->fd, &err)) {
-			char why[128];
-			snprintf(why, sizeof(why), "connect: %s", strerror(err));
+		int rc = path->ops->connect_done(path->fd, &err);
+		if (rc == ML_EAGAIN) { /* a step of a longer connect (RDMA: resolve, route) */
+			ev_io_start(loop, io);
+			return;
+		}
+		if (rc) {
+			char why[128], text[112];
+			snprintf(why, sizeof(why), "connect: %s", io_error(path, err, text, sizeof(text)));
 			ml_path_fail(path, ML_EADDR, why);
 			return;
 		}
@@ -909,8 +926,9 @@ static void on_read(struct ev_loop *loop, ev_io *io, int revents)
 		return;
 	}
 	if (n < 0) {
+		char why[128];
 		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-			ml_path_fail(path, ML_ESYS, strerror(errno));
+			ml_path_fail(path, ML_ESYS, io_error(path, errno, why, sizeof(why)));
 		return;
 	}
 	ev_tstamp now = ev_now(loop);
@@ -1026,10 +1044,9 @@ static void check_liveness(struct ml_path *path, ev_tstamp now)
 	char why[128];
 	enum ml_verdict verdict = ml_detector_judge(&dc, &v, why, sizeof(why));
 	if (verdict == ML_DEAD) {
-		/* Bytes waiting in the kernel mean our own loop is late, not the
-		 * path: count them as heard (unless a fault keeps them there). */
-		int pending = 0;
-		if (!rx_held(path) && ioctl(path->fd, FIONREAD, &pending) == 0 && pending > 0) {
+		/* Input waiting in the kernel means our own loop is late, not the
+		 * path: count it as heard (unless a fault keeps it there). */
+		if (!rx_held(path) && path->ops->pending(path->fd) > 0) {
 			heard(path, now);
 			return;
 		}

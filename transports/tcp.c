@@ -9,6 +9,7 @@
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -72,7 +73,8 @@ static int tcp_connect(const struct ml_endpoint *ep, int *fdp)
 	if (fd < 0)
 		return ML_ESYS;
 	tune(fd);
-	if (connect(fd, (const struct sockaddr *)&ep->addr, ep->addrlen) < 0 && errno != EINPROGRESS) {
+	if ((ep->srclen && bind(fd, (const struct sockaddr *)&ep->src, ep->srclen) < 0) ||
+	    (connect(fd, (const struct sockaddr *)&ep->addr, ep->addrlen) < 0 && errno != EINPROGRESS)) {
 		int e = errno;
 		close(fd);
 		errno = e;
@@ -88,6 +90,19 @@ static int tcp_connect_done(int fd, int *err)
 	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, err, &sl) < 0)
 		*err = errno;
 	return *err ? ML_EADDR : 0;
+}
+
+/* A socket signals room by writability, and the end of a connect too. */
+static int tcp_room_fd(int fd, int *events)
+{
+	*events = ML_TP_WRITABLE;
+	return fd;
+}
+
+static int tcp_pending(int fd)
+{
+	int n = 0;
+	return ioctl(fd, FIONREAD, &n) == 0 ? n : 0;
 }
 
 /* sendmsg, not writev: a library must never raise SIGPIPE in its host
@@ -133,6 +148,8 @@ const struct ml_transport_ops ml_tcp_ops = {
 	.accept = tcp_accept,
 	.connect = tcp_connect,
 	.connect_done = tcp_connect_done,
+	.room_fd = tcp_room_fd,
+	.pending = tcp_pending,
 	.readv = readv,
 	.writev = tcp_writev,
 	.set_timeouts = tcp_set_timeouts,

@@ -2,10 +2,13 @@
  * transport.h - one network path's byte pipe, behind an ops table.
  *
  * A transport moves bytes of one path and reports errors; it knows nothing of
- * frames, sessions or resends. The URL scheme selects it ("tcp://").
- * Ownership: the core owns every fd these ops return and watches it on its
- * worker's libev loop; ops never block and hold no locks.
- * (RDMA, issue 5, will need message-oriented ops; this table grows then.)
+ * frames, sessions or resends. The URL scheme selects it ("tcp://",
+ * "rdma://"). Ownership: the core owns every fd these ops return and watches
+ * it on its worker's libev loop; ops never block. A connection's fd is
+ * readable when readv has something to report (bytes, end, error); where
+ * room for writev is signalled is the transport's choice (room_fd).
+ * The RDMA transport (rdma.c, doc/rdma.md) is a byte pipe too: its fds are
+ * epoll fds over the CM and completion channels.
  */
 #ifndef ML_TRANSPORT_H
 #define ML_TRANSPORT_H
@@ -19,34 +22,57 @@ struct ml_endpoint {
 	const struct ml_transport_ops *ops;
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
+	struct sockaddr_storage src; /* "?src=ADDR": bind before connecting (srclen 0: none) */
+	socklen_t srclen;
+	const char *why;             /* ml_endpoint_parse failed: a static reason, or NULL */
 	char url[96];
 };
 
+/* room_fd's events: the fd it gives is watched for readability or writability. */
+enum { ML_TP_READABLE = 1, ML_TP_WRITABLE = 2 };
+
 struct ml_transport_ops {
-	const char *scheme; /* "tcp" */
+	const char *scheme; /* "tcp", "rdma" */
+	/* NULL if the transport can run on this host, else why not (a static
+	 * string). Asked when a URL is parsed. Optional (NULL: always can). */
+	const char *(*unavailable)(void);
 	/* Bind and listen; *port gets the bound port. Returns 0 or ML_E*. */
 	int (*listen)(const struct ml_endpoint *ep, int *fd, unsigned *port);
 	/* Accept one connection (non-blocking fd). Returns 0, ML_EAGAIN or ML_ESYS. */
 	int (*accept)(int lfd, int *fd, char *peer_url, size_t peer_url_len);
-	/* Start a non-blocking connect; completion is signalled by writability. */
+	/* Start a non-blocking connect; its end is signalled on room_fd. */
 	int (*connect)(const struct ml_endpoint *ep, int *fd);
-	/* After writability: 0 if connected, else ML_EADDR (errno in *err). */
+	/* After room_fd fired: 0 if connected, ML_EAGAIN if still under way
+	 * (watch room_fd again), else ML_EADDR (errno in *err). */
 	int (*connect_done)(int fd, int *err);
+	/* The fd (and ML_TP_READABLE or ML_TP_WRITABLE) that signals room for
+	 * writev after it could not take everything, and the end of a connect. */
+	int (*room_fd)(int fd, int *events);
+	/* > 0 if input already waits that readv would return: the event loop
+	 * is late, the path is not silent. */
+	int (*pending)(int fd);
 	/* Like readv/writev: bytes moved, 0 on EOF (read), -1 with errno. */
 	ssize_t (*readv)(int fd, const struct iovec *iov, int iovcnt);
 	ssize_t (*writev)(int fd, const struct iovec *iov, int iovcnt);
 	/* Bound how long the kernel may hide a dead connection (unacked data,
 	 * silent peer), in ms; a best effort. */
 	void (*set_timeouts)(int fd, unsigned user_timeout_ms);
+	/* Why the last readv, writev or connect_done failed, in the transport's
+	 * words (a work completion status, a CM event); NULL: errno says it all.
+	 * Optional (NULL: errno's text). */
+	const char *(*why)(int fd);
 	/* Break the connection the way a network fault would (enum ml_fault). */
 	void (*inject)(int fd, int fault);
 	void (*close)(int fd);
 };
 
 extern const struct ml_transport_ops ml_tcp_ops;
+extern const struct ml_transport_ops ml_rdma_ops;
 
-/* Parse "scheme://host:port" (host: IPv4, [IPv6] or a name). Returns 0,
- * ML_EINVAL (syntax, unknown scheme) or ML_EADDR (name does not resolve). */
+/* Parse "scheme://host:port[?src=ADDR]" (host: IPv4, [IPv6] or a name; src:
+ * the local address to connect from). Returns 0, ML_EINVAL (syntax, unknown
+ * scheme or option) or ML_EADDR (a name does not resolve, or the transport
+ * cannot run here); on ML_EADDR ep->why may say why. */
 int ml_endpoint_parse(const char *url, struct ml_endpoint *ep);
 
 #endif

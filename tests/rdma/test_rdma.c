@@ -1,0 +1,412 @@
+/*
+ * test_rdma.c - msglayer over real RDMA paths (soft-RoCE in the VM of
+ * tests/rdma/vm-test.sh): a server context and a client context in one
+ * process, on worker threads, connected by the given endpoints.
+ *
+ *   test_rdma rr       --listen URL... --peer URL...
+ *       Requests of 64 B to 1 MiB (fragmented over the paths), every response
+ *       checked byte for byte; every path must carry data frames.
+ *   test_rdma failover --listen URL... --peer URL... --fault CMD --clear CMD
+ *                      [--expect-reason TEXT]
+ *       4 KiB requests under load; CMD (a shell command: iptables, ip link,
+ *       rdma link; or lib:KIND, the library's own ml_fault_set on path 0)
+ *       breaks path 0 and the other clears it. Path 0 must go down (for the
+ *       reason TEXT, if given), requests must keep completing on the others
+ *       meanwhile, path 0 must come back and carry data again; at the end
+ *       nothing is lost, nothing completed or served twice. Prints the
+ *       detection time and the longest stall.
+ *
+ * Every wait is for an outcome (a path state, a count) on a condition
+ * variable, with a deadline that is a failure. Faults run in this (the test's)
+ * thread while the library runs on its workers.
+ */
+#include "msglayer.h"
+#include "../integ/check.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define SRV 1
+#define CLI 2
+#define MAXP 8
+#define MAX_IDS 2000000
+#define UP_WAIT_S 20.0
+
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	ml_ctx *srv, *cli;
+	ml_peer *peer;
+	unsigned npaths;
+	int state[MAXP];           /* client paths, by index */
+	double left_up[MAXP];      /* when each last left "up" */
+	char down_reason[160];     /* why path 0 last left "up" */
+	double came_up[MAXP];      /* when each last came up */
+	double t_fault;            /* when the fault was injected (0: not yet) */
+	double srv_left_up;        /* the server's first path closed after it (only path 0 is hit;
+	                              the server numbers paths in arrival order) */
+	int issuing;
+	unsigned window, inflight;
+	uint32_t size_cycle;       /* rr: sizes cycle; failover: fixed 4 KiB */
+	int rr;
+	uint64_t issued, ok, failed, dup, mismatched;
+	uint8_t *done, *served;
+	double last_done, longest_gap, t_gap_end;
+} T = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
+
+static const uint32_t rr_sizes[] = { 64, 4096, 65536, 300000, 1 << 20 };
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static uint32_t size_of(uint64_t id)
+{
+	return T.rr ? rr_sizes[id % (sizeof(rr_sizes) / sizeof(rr_sizes[0]))] : 4096;
+}
+
+/* The payload of request id: its id, then bytes that depend on id and offset. */
+static void fill(uint8_t *p, uint32_t len, uint64_t id)
+{
+	memcpy(p, &id, sizeof(id));
+	for (uint32_t i = sizeof(id); i < len; i++)
+		p[i] = (uint8_t)(id * 131 + i * 7);
+}
+
+static int check_payload(const uint8_t *p, size_t len, uint64_t id)
+{
+	uint64_t got;
+	if (len != size_of(id))
+		return -1;
+	memcpy(&got, p, sizeof(got));
+	if (got != id)
+		return -1;
+	for (size_t i = sizeof(id); i < len; i++)
+		if (p[i] != (uint8_t)(id * 131 + i * 7))
+			return -1;
+	return 0;
+}
+
+/* ---- server: echo, and count deliveries per id ---- */
+
+static void serve(void *arg, ml_peer *from, ml_request *req, const struct ml_msg *msg)
+{
+	(void)arg;
+	(void)from;
+	uint64_t id = ml_request_tag(req);
+	pthread_mutex_lock(&T.lock);
+	if (id < MAX_IDS && T.served[id]++)
+		T.dup++; /* delivered to the application twice */
+	pthread_mutex_unlock(&T.lock);
+	struct ml_buf b = ml_buf_plain(msg->data, msg->len);
+	ml_respond(req, &b, 1, ML_SEND_COPY, NULL, NULL);
+}
+
+/* ---- client: a window of requests, refilled from the completions ---- */
+
+static void issue_locked(void);
+
+static void answered(void *arg, int status, const struct ml_msg *resp)
+{
+	uint64_t id = (uint64_t)(uintptr_t)arg;
+	double t = now_s();
+	pthread_mutex_lock(&T.lock);
+	T.inflight--;
+	if (T.done[id]++)
+		T.dup++;
+	if (status != ML_OK) {
+		T.failed++;
+		fprintf(stderr, "request %" PRIu64 " failed: %s\n", id, ml_strerror(status));
+	} else if (check_payload(resp->data, resp->len, id) != 0) {
+		T.mismatched++;
+	} else {
+		T.ok++;
+	}
+	if (T.last_done && t - T.last_done > T.longest_gap) {
+		T.longest_gap = t - T.last_done;
+		T.t_gap_end = t;
+	}
+	T.last_done = t;
+	issue_locked();
+	pthread_cond_broadcast(&T.cond);
+	pthread_mutex_unlock(&T.lock);
+}
+
+static void issue_locked(void)
+{
+	static uint8_t buf[1 << 20];
+	while (T.issuing && T.inflight < T.window && T.issued < MAX_IDS) {
+		uint64_t id = T.issued;
+		uint32_t len = size_of(id);
+		fill(buf, len, id); /* ML_SEND_COPY: buf is free again on return */
+		struct ml_buf b = ml_buf_plain(buf, len);
+		int rc = ml_request_send(T.peer, id, &b, 1, ML_SEND_COPY, answered, (void *)(uintptr_t)id);
+		if (rc == ML_EAGAIN)
+			return; /* the window is wider than the peer's queue: a completion refills */
+		CHECK(rc == ML_OK, "ml_request_send: %s", ml_strerror(rc));
+		T.issued++;
+		T.inflight++;
+	}
+}
+
+static void on_path(void *arg, ml_peer *peer, unsigned idx, int old_state, int new_state,
+		    const char *reason)
+{
+	(void)peer;
+	double t = now_s();
+	pthread_mutex_lock(&T.lock);
+	if (arg == &T.cli && idx < MAXP) {
+		T.state[idx] = new_state;
+		if (new_state == ML_PATH_UP && old_state != ML_PATH_SUSPECT)
+			T.came_up[idx] = t;
+		if (old_state == ML_PATH_UP || old_state == ML_PATH_SUSPECT)
+			if (new_state != ML_PATH_UP && new_state != ML_PATH_SUSPECT) {
+				T.left_up[idx] = t;
+				if (idx == 0)
+					snprintf(T.down_reason, sizeof(T.down_reason), "%s", reason);
+			}
+	} else if (arg == &T.srv && new_state == ML_PATH_CLOSED && T.t_fault && !T.srv_left_up) {
+		T.srv_left_up = t;
+	}
+	if (new_state != ML_PATH_SUSPECT && old_state != ML_PATH_SUSPECT)
+		fprintf(stderr, "  %7.3f %s path %u: %s -> %s (%s)\n", t, arg == &T.cli ? "client" : "server",
+			idx, ml_path_state_name(old_state), ml_path_state_name(new_state), reason);
+	pthread_cond_broadcast(&T.cond);
+	pthread_mutex_unlock(&T.lock);
+}
+
+/* Wait (T.lock held) until what holds; a deadline passed is a failure. */
+#define WAIT_FOR(what, secs, ...)                                                          \
+	do {                                                                               \
+		struct timespec dl;                                                        \
+		clock_gettime(CLOCK_REALTIME, &dl);                                        \
+		dl.tv_sec += (time_t)(secs);                                               \
+		while (!(what))                                                            \
+			if (pthread_cond_timedwait(&T.cond, &T.lock, &dl) == ETIMEDOUT) {  \
+				CHECK((what), __VA_ARGS__);                                \
+				break;                                                     \
+			}                                                                  \
+	} while (0)
+
+static int all_up(void)
+{
+	for (unsigned i = 0; i < T.npaths; i++)
+		if (T.state[i] != ML_PATH_UP)
+			return 0;
+	return 1;
+}
+
+static void path_stats(ml_peer *p, struct ml_path_stats *ps, unsigned *n)
+{
+	struct ml_peer_stats st;
+	CHECK(ml_peer_stats_get(p, &st, ps, n) == ML_OK, "ml_peer_stats_get");
+}
+
+static uint64_t frames_sent(unsigned idx)
+{
+	struct ml_path_stats ps[MAXP];
+	unsigned n = MAXP;
+	path_stats(T.peer, ps, &n);
+	return idx < n ? ps[idx].frames_sent : 0;
+}
+
+/* A shell command, or "lib:KIND": the library's fault KIND on path 0. */
+static void run_cmd(const char *what, const char *cmd)
+{
+	fprintf(stderr, "  %7.3f %s: %s\n", now_s(), what, cmd);
+	if (!strncmp(cmd, "lib:", 4)) {
+		struct ml_fault_spec spec = { .fault = ml_fault_parse(cmd + 4) };
+		CHECK(spec.fault != 0, "unknown fault '%s'", cmd + 4);
+		int rc = ml_fault_set(T.peer, 0, &spec);
+		CHECK(rc == ML_OK, "ml_fault_set %s: %s", cmd + 4, ml_strerror(rc));
+		return;
+	}
+	int rc = system(cmd);
+	CHECK(rc == 0, "'%s' exited with %d", cmd, rc);
+}
+
+/* Stop issuing, wait for the rest, and check that every request completed
+ * exactly once, correctly, and reached the server's handler once. */
+static void drain_and_check(void)
+{
+	T.issuing = 0;
+	WAIT_FOR(T.inflight == 0, 30, "%u requests still outstanding 30 s after the load stopped",
+		 T.inflight);
+	uint64_t lost = 0;
+	for (uint64_t i = 0; i < T.issued; i++)
+		lost += T.done[i] == 0;
+	printf("requests %" PRIu64 ": ok %" PRIu64 " failed %" PRIu64 " mismatched %" PRIu64
+	       " lost %" PRIu64 " duplicated %" PRIu64 "\n",
+	       T.issued, T.ok, T.failed, T.mismatched, lost, T.dup);
+	CHECK(lost == 0 && T.dup == 0 && T.failed == 0 && T.mismatched == 0 && T.ok == T.issued,
+	      "lost %" PRIu64 ", duplicated %" PRIu64 ", failed %" PRIu64 ", mismatched %" PRIu64, lost,
+	      T.dup, T.failed, T.mismatched);
+}
+
+static void scenario_rr(unsigned count)
+{
+	pthread_mutex_lock(&T.lock);
+	double t0 = now_s();
+	T.issuing = 1;
+	issue_locked();
+	WAIT_FOR(T.ok + T.failed + T.mismatched >= count, 120, "only %" PRIu64 " of %u requests done",
+		 T.ok, count);
+	double secs = now_s() - t0;
+	drain_and_check();
+	pthread_mutex_unlock(&T.lock);
+	uint64_t bytes = 0;
+	for (uint64_t i = 0; i < T.issued; i++)
+		bytes += 2ull * size_of(i);
+	printf("rr: %" PRIu64 " requests of 64 B..1 MiB in %.2f s (%.1f MB/s both ways)\n", T.issued,
+	       secs, bytes / secs / 1e6);
+	struct ml_path_stats ps[MAXP];
+	unsigned n = MAXP;
+	path_stats(T.peer, ps, &n);
+	for (unsigned i = 0; i < n; i++) {
+		printf("  path %u %s: %" PRIu64 " data frames sent, %" PRIu64 " received\n", i, ps[i].url,
+		       ps[i].frames_sent, ps[i].frames_recv);
+		CHECK(ps[i].frames_sent > 0 && ps[i].frames_recv > 0, "path %u carried no data", i);
+	}
+}
+
+static void scenario_failover(const char *fault, const char *clear, const char *expect)
+{
+	pthread_mutex_lock(&T.lock);
+	T.issuing = 1;
+	issue_locked();
+	WAIT_FOR(T.ok >= 300, 60, "the load does not start (%" PRIu64 " done)", T.ok);
+	CHECK(frames_sent(0) > 0, "path 0 carried nothing before the fault");
+	pthread_mutex_unlock(&T.lock);
+
+	pthread_mutex_lock(&T.lock);
+	double t_fault = T.t_fault = now_s();
+	pthread_mutex_unlock(&T.lock);
+	run_cmd("fault", fault);
+	double t_fault_done = now_s(); /* iptables alone takes a good part of a second in the VM */
+	pthread_mutex_lock(&T.lock);
+	WAIT_FOR(T.left_up[0] > t_fault, 30, "path 0 is still up 30 s after the fault");
+	double detect = T.left_up[0] - t_fault;
+	CHECK(!expect || strstr(T.down_reason, expect), "path 0 went down for '%s', not '%s'",
+	      T.down_reason, expect);
+	uint64_t ok_at_down = T.ok;
+	/* The others carry the load meanwhile: a second's worth, at least. */
+	WAIT_FOR(T.ok >= ok_at_down + 200, 30, "requests stopped while path 0 was down (%" PRIu64
+		 " since)", T.ok - ok_at_down);
+	uint64_t during = T.ok - ok_at_down;
+	pthread_mutex_unlock(&T.lock);
+
+	double t_clear = now_s();
+	run_cmd("clear", clear);
+	/* Back after it went down: a reset comes back by itself, even before
+	 * the clear (which is then a no-op). */
+	pthread_mutex_lock(&T.lock);
+	WAIT_FOR(T.came_up[0] > T.left_up[0] && T.state[0] == ML_PATH_UP, UP_WAIT_S,
+		 "path 0 not back %.0f s after the fault was cleared", UP_WAIT_S);
+	double back = T.came_up[0] - t_clear;
+	pthread_mutex_unlock(&T.lock);
+	uint64_t sent_back = frames_sent(0);
+	pthread_mutex_lock(&T.lock);
+	uint64_t ok_back = T.ok;
+	WAIT_FOR(T.ok >= ok_back + 500, 60, "the load stalled after path 0 came back");
+	pthread_mutex_unlock(&T.lock);
+	CHECK(frames_sent(0) > sent_back, "path 0 carries no data since it came back");
+	pthread_mutex_lock(&T.lock);
+	drain_and_check();
+	printf("failover: the fault command ran %.3f s; path 0 down %.3f s after it started "
+	       "(%.3f s after it returned; server side %.3f s) for \"%s\"; %" PRIu64
+	       " requests completed on the other path meanwhile; back %.3f s after the clear; "
+	       "longest stall %.1f ms (ended %.3f s after the fault started)\n",
+	       t_fault_done - t_fault, detect, T.left_up[0] - t_fault_done,
+	       T.srv_left_up ? T.srv_left_up - t_fault : -1.0, T.down_reason, during, back,
+	       T.longest_gap * 1e3, T.t_gap_end - t_fault);
+	pthread_mutex_unlock(&T.lock);
+}
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: test_rdma rr|failover --listen URL... --peer URL... [--count N]\n"
+			"                 [--fault CMD --clear CMD [--expect-reason TEXT]]\n"
+			"                 [--path-down S]\n");
+	exit(2);
+}
+
+int main(int argc, char **argv)
+{
+	const char *listen[MAXP], *peers[MAXP], *fault = NULL, *clear = NULL, *expect = NULL;
+	unsigned nl = 0, np = 0, count = 500;
+	double path_down = 0;
+	if (argc < 2 || argc % 2 != 0) /* a mode, then options with a value each */
+		usage();
+	T.rr = !strcmp(argv[1], "rr");
+	if (!T.rr && strcmp(argv[1], "failover"))
+		usage();
+	for (int i = 2; i + 1 < argc; i += 2) {
+		if (!strcmp(argv[i], "--listen") && nl < MAXP)
+			listen[nl++] = argv[i + 1];
+		else if (!strcmp(argv[i], "--peer") && np < MAXP)
+			peers[np++] = argv[i + 1];
+		else if (!strcmp(argv[i], "--fault"))
+			fault = argv[i + 1];
+		else if (!strcmp(argv[i], "--clear"))
+			clear = argv[i + 1];
+		else if (!strcmp(argv[i], "--expect-reason"))
+			expect = argv[i + 1];
+		else if (!strcmp(argv[i], "--count"))
+			count = (unsigned)atoi(argv[i + 1]);
+		else if (!strcmp(argv[i], "--path-down"))
+			path_down = atof(argv[i + 1]);
+		else
+			usage();
+	}
+	if (!nl || !np || (!T.rr && (!fault || !clear)))
+		usage();
+	T.npaths = np;
+	T.window = T.rr ? 4 : 16;
+	T.done = calloc(MAX_IDS, 1);
+	T.served = calloc(MAX_IDS, 1);
+	CHECK(T.done && T.served, "out of memory");
+
+	struct ml_config cfg;
+	ml_config_init(&cfg);
+	cfg.node_id = SRV;
+	cfg.on_request = serve;
+	cfg.on_path_event = on_path;
+	cfg.cb_arg = &T.srv;
+	cfg.path_down_s = path_down;
+	CHECK(ml_ctx_create(&cfg, &T.srv) == ML_OK, "server context");
+	for (unsigned i = 0; i < nl; i++) {
+		int rc = ml_listen(T.srv, listen[i]);
+		CHECK(rc == ML_OK, "ml_listen %s: %s", listen[i], ml_strerror(rc));
+	}
+	ml_config_init(&cfg);
+	cfg.node_id = CLI;
+	cfg.on_path_event = on_path;
+	cfg.cb_arg = &T.cli;
+	cfg.path_down_s = path_down;
+	CHECK(ml_ctx_create(&cfg, &T.cli) == ML_OK, "client context");
+	int rc = ml_peer_add(T.cli, SRV, peers, np, &T.peer);
+	CHECK(rc == ML_OK, "ml_peer_add: %s", ml_strerror(rc));
+
+	pthread_mutex_lock(&T.lock);
+	WAIT_FOR(all_up(), UP_WAIT_S, "not every path came up within %.0f s", UP_WAIT_S);
+	pthread_mutex_unlock(&T.lock);
+	if (T.rr)
+		scenario_rr(count);
+	else
+		scenario_failover(fault, clear, expect);
+	ml_ctx_destroy(T.cli);
+	ml_ctx_destroy(T.srv);
+	free(T.done);
+	free(T.served);
+	printf("PASS test_rdma %s\n", argv[1]);
+	return 0;
+}
