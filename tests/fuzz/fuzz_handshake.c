@@ -306,6 +306,9 @@ static enum verdict greeting_verdict(struct run *r, int32_t *status)
 	*status = ML_ENOENT;
 	if (!cfg->accept_unknown_peers && o->node_id != FZ_HS_PEER)
 		return V_CLOSE;
+	*status = ML_EAUTH; /* this context has no cluster key: a HELLO offering one is refused */
+	if (o->flags & ML_HELLO_F_AUTH)
+		return V_CLOSE;
 	*status = 0;
 	if (o->max_frag_payload < 4096 || o->max_msg_size == 0)
 		return V_EOF; /* 6.1: impossible terms close the path without a CLOSE */
