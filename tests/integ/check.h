@@ -2,8 +2,10 @@
 #ifndef ML_TEST_CHECK_H
 #define ML_TEST_CHECK_H
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 #define CHECK(cond, ...)                                                        \
 	do {                                                                    \
@@ -14,5 +16,31 @@
 			exit(1);                                                \
 		}                                                               \
 	} while (0)
+
+/* Wait on cv (mu held by the caller) until ok(arg) holds; 0 if timeout_s
+ * passed first. The callbacks that change what ok reads signal cv; the
+ * 50 ms re-check also bounds a missed signal. No spinning: under valgrind a
+ * spinning test thread starves the library's threads. */
+static inline int check_wait(pthread_mutex_t *mu, pthread_cond_t *cv, int (*ok)(void *), void *arg,
+			     double timeout_s)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	double deadline = (double)now.tv_sec + (double)now.tv_nsec / 1e9 + timeout_s;
+	while (!ok(arg)) {
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if ((double)now.tv_sec + (double)now.tv_nsec / 1e9 >= deadline)
+			return 0;
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 50 * 1000 * 1000;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(cv, mu, &ts);
+	}
+	return 1;
+}
 
 #endif

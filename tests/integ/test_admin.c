@@ -321,33 +321,22 @@ static unsigned long done(void)
 	return __atomic_load_n(&load_done, __ATOMIC_RELAXED);
 }
 
-static bool all_answered(unsigned long unused)
+static int all_answered(void *unused)
 {
 	(void)unused;
 	return __atomic_load_n(&load_outstanding, __ATOMIC_ACQUIRE) == 0;
 }
 
-static bool done_reaches(unsigned long n)
+static int done_reaches(void *n)
 {
-	return done() >= n;
+	return done() >= *(unsigned long *)n;
 }
 
-/* Waits for an answer to make ok(n) true; false after timeout_s. */
-static bool load_wait(bool (*ok)(unsigned long), unsigned long n, double timeout_s)
+/* Waits for an answer to make ok(arg) true; false after timeout_s. */
+static bool load_wait(int (*ok)(void *), unsigned long n, double timeout_s)
 {
-	double deadline = now_s() + timeout_s;
 	pthread_mutex_lock(&load_mu);
-	while (!ok(n) && now_s() < deadline) {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 50 * 1000 * 1000; /* re-checks the deadline */
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-		pthread_cond_timedwait(&load_cv, &load_mu, &ts);
-	}
-	bool reached = ok(n);
+	bool reached = check_wait(&load_mu, &load_cv, ok, &n, timeout_s);
 	pthread_mutex_unlock(&load_mu);
 	return reached;
 }

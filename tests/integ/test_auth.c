@@ -52,31 +52,14 @@ static void wake(void)
 	pthread_mutex_unlock(&mu);
 }
 
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* Waits until pred(arg) holds (checked after every callback, and every
  * 50 ms); fails the test after WAIT_S. */
 static void wait_for(int (*pred)(void *), void *arg, const char *what)
 {
-	double deadline = now_s() + WAIT_S;
 	pthread_mutex_lock(&mu);
-	while (!pred(arg)) {
-		CHECK(now_s() < deadline, "timed out waiting for %s", what);
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 50 * 1000 * 1000;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-		pthread_cond_timedwait(&cv, &mu, &ts);
-	}
+	int reached = check_wait(&mu, &cv, pred, arg, WAIT_S);
 	pthread_mutex_unlock(&mu);
+	CHECK(reached, "timed out waiting for %s", what);
 }
 
 /* ---- a node: its context and what it logged ---- */
@@ -290,6 +273,22 @@ static void test_same_key(void)
 	printf("  same_key: path up, request answered\n");
 }
 
+struct retry_goal {
+	ml_peer *peer;
+	int came_up; /* a path was seen up on the way */
+};
+
+static int failed_twice(void *arg)
+{
+	struct retry_goal *g = arg;
+	struct ml_path_stats ps;
+	unsigned np = 1;
+	struct ml_peer_stats st;
+	CHECK(ml_peer_stats_get(g->peer, &st, &ps, &np) == 0, "stats");
+	g->came_up |= st.paths_up > 0;
+	return ps.failures >= 2;
+}
+
 /* The connector's path never comes up; the acceptor says why (server_says),
  * the connector logs an authentication error; no peer is made for it. */
 static void refused(const char *name, const char *srv_key, const char *cli_key,
@@ -302,15 +301,14 @@ static void refused(const char *name, const char *srv_key, const char *cli_key,
 	ml_peer *p = connect_to(&c, SRV, &port, 1);
 	wait_log(&s, server_says);
 	wait_log(&c, "authentication failed");
-	/* it keeps trying, and keeps failing */
+	/* it keeps trying, and keeps failing (each failure is a path event) */
+	struct retry_goal g = { p, 0 };
+	wait_for(failed_twice, &g, "a second failed attempt");
+	CHECK(!g.came_up, "%s: a path came up", name);
 	struct ml_path_stats ps;
 	unsigned np = 1;
 	struct ml_peer_stats st;
-	double until = now_s() + 0.5;
-	do {
-		CHECK(ml_peer_stats_get(p, &st, &ps, &np) == 0, "stats");
-		CHECK(st.paths_up == 0, "%s: a path came up", name);
-	} while (now_s() < until && ps.failures < 2);
+	CHECK(ml_peer_stats_get(p, &st, &ps, &np) == 0 && st.paths_up == 0, "%s: a path is up", name);
 	CHECK(ps.failures >= 2 && ps.connects == 0, "%s: %llu failures, %llu connects", name,
 	      (unsigned long long)ps.failures, (unsigned long long)ps.connects);
 	CHECK(ml_peer_find(s.ctx, CLI) == NULL, "%s: the acceptor made a peer for the connector",
