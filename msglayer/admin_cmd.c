@@ -113,6 +113,7 @@ static void path_json(struct ml_json *j, unsigned idx, const struct ml_path_stat
 		ml_json_null(j, "fault");
 	ml_json_double(j, "rtt_us", s->rtt_us, 1);
 	ml_json_double(j, "rate_bps", s->rate_bps, 0);
+	ml_json_str(j, "protect", ml_protect_name(s->protect));
 	ml_json_strn(j, "reason", s->reason, sizeof(s->reason));
 	ml_json_close(j, '}');
 }

@@ -411,6 +411,7 @@ int ml_peer_stats_get(ml_peer *p, struct ml_peer_stats *st, struct ml_path_stats
 				b[j] = __atomic_load_n(&a[j], __ATOMIC_RELAXED);
 			__atomic_load(&s->rtt_us, &d->rtt_us, __ATOMIC_RELAXED);
 			__atomic_load(&s->rate_bps, &d->rate_bps, __ATOMIC_RELAXED);
+			d->protect = ML_STAT_GET(s->protect);
 			pthread_mutex_lock(&path->reason_lock); /* an inbound path's url changes on reconnect */
 			memcpy(d->url, s->url, sizeof(d->url));
 			d->url[sizeof(d->url) - 1] = 0;

@@ -125,6 +125,19 @@ enum ml_sched_policy {
 	ML_SCHED_ROUND_ROBIN = 1,
 };
 
+/* Protection of the frames on a path once the handshake authenticated it
+ * (doc/security.md): none beyond the handshake; integrity (every byte is
+ * authenticated, AES-256-GCM used as GMAC); or integrity and confidentiality
+ * (AES-256-GCM). */
+enum ml_protect {
+	ML_PROTECT_NONE = 0,
+	ML_PROTECT_MAC = 1,
+	ML_PROTECT_ENCRYPT = 2,
+};
+/* "none", "mac", "encrypt"; ml_protect_parse gives the mode or ML_EINVAL. */
+const char *ml_protect_name(int protect);
+int ml_protect_parse(const char *name);
+
 /* ---- context -------------------------------------------------------------- */
 
 struct ev_loop;
@@ -171,6 +184,9 @@ struct ml_config {
 	const char *admin_socket;     /* Unix socket for mlctl (NULL: none) */
 	const char *key_file;         /* cluster key (ml-keygen): every path authenticates
 	                                 with it; NULL: no authentication (doc/security.md) */
+	int protect;                  /* enum ml_protect: the least protection this node sends
+	                                 and accepts on a path (needs key_file); a path gets the
+	                                 stronger of its two ends' settings (default NONE) */
 
 	int accept_unknown_peers;     /* 1 (default): a node that connects becomes a peer */
 
@@ -328,6 +344,7 @@ struct ml_path_stats {
 	double rtt_us;             /* smoothed RTT from heartbeats (0: not measured yet) */
 	double rate_bps;           /* estimated delivery rate, bytes/s */
 	char reason[96];           /* why the last transition happened */
+	int protect;               /* enum ml_protect of its current connection */
 };
 
 struct ml_peer_stats {

@@ -89,6 +89,12 @@ enum ml_wire_err ml_frame_decode(const uint8_t *buf, size_t len, const struct ml
 
 #define ML_HELLO_LEN 48
 #define ML_HELLO_F_AUTH 0x1u  /* flags: an authentication block follows */
+/* flags bits 1-2: protection (enum ml_protect, 0..2; needs AUTH). HELLO: the
+ * least the connector accepts; HELLO_ACK: what the acceptor chose. */
+#define ML_HELLO_F_PROTECT_SHIFT 1
+#define ML_HELLO_F_PROTECT_MASK 0x6u
+#define ML_HELLO_PROTECT(flags) (((flags) & ML_HELLO_F_PROTECT_MASK) >> ML_HELLO_F_PROTECT_SHIFT)
+#define ML_HELLO_FLAGS_KNOWN (ML_HELLO_F_AUTH | ML_HELLO_F_PROTECT_MASK)
 #define ML_HELLO_AUTH_LEN 24  /* key id (8), connector's nonce (16) */
 #define ML_HELLO_MAX (ML_HELLO_LEN + ML_HELLO_AUTH_LEN)
 struct ml_hello {
@@ -112,7 +118,7 @@ enum ml_wire_err ml_hello_decode(const uint8_t *p, size_t len, struct ml_hello *
 
 /* AUTH payloads: the acceptor's challenge (its nonce and its proof), then
  * the connector's proof. */
-#define ML_AUTH_CHALLENGE_LEN 48 /* nonce (16), MAC (32) */
+#define ML_AUTH_CHALLENGE_LEN 52 /* nonce (16), MAC (32), protection chosen (1), reserved (3) */
 #define ML_AUTH_PROOF_LEN 32     /* MAC */
 
 /* ACK payload: cumulative point, then ranges [start, end] (inclusive) above it. */

@@ -453,10 +453,10 @@ static void test_replay(void)
 	CHECK(raw_recv(fd, buf, sizeof(buf), &len) == ML_FT_AUTH && len == ML_AUTH_CHALLENGE_LEN,
 	      "challenge");
 	memcpy(nonce1, buf, ML_NONCE_LEN);
-	CHECK(ml_auth_mac(&keys[0], "acceptor", hello_raw, sizeof(hello_raw), nonce1, want) == 0 &&
+	CHECK(ml_auth_mac(&keys[0], "acceptor", hello_raw, sizeof(hello_raw), nonce1, 0, want) == 0 &&
 		      ml_auth_mac_equal(want, buf + ML_NONCE_LEN),
 	      "the acceptor's proof does not verify");
-	CHECK(ml_auth_mac(&keys[0], "connector", hello_raw, sizeof(hello_raw), nonce1, proof) == 0,
+	CHECK(ml_auth_mac(&keys[0], "connector", hello_raw, sizeof(hello_raw), nonce1, 0, proof) == 0,
 	      "proof");
 	raw_send(fd, ML_FT_AUTH, proof, sizeof(proof));
 	CHECK(raw_recv(fd, buf, sizeof(buf), &len) == ML_FT_HELLO_ACK, "HELLO_ACK after the proof");
