@@ -145,6 +145,10 @@ static void peer_json(struct ml_json *j, ml_peer *peer, struct ml_path_stats *ps
 	ml_json_u64(j, "failed", st.failed);
 	ml_json_u64(j, "restarts", st.restarts);
 	ml_json_u64(j, "declared_down", st.declared_down);
+	ml_json_u64(j, "compressed_msgs", st.compressed_msgs);
+	ml_json_u64(j, "compressed_in", st.compressed_in);
+	ml_json_u64(j, "compressed_out", st.compressed_out);
+	ml_json_u64(j, "expanded_msgs", st.expanded_msgs);
 	ml_json_open(j, "paths", '[');
 	for (unsigned i = 0; i < n; i++)
 		path_json(j, i, &ps[i]);

@@ -68,6 +68,7 @@ void ml_config_init(struct ml_config *cfg)
 	cfg->flap_hold_max_s = 10.0;
 	cfg->tcp_user_timeout_s = 5.0;
 	cfg->accept_unknown_peers = 1;
+	cfg->accept_codecs = ML_ACCEPT_LZ4 | ML_ACCEPT_ZSTD;
 	cfg->log_level = ML_LOG_WARN;
 	const char *lv = getenv("ML_LOG_LEVEL");
 	if (lv)

@@ -23,6 +23,7 @@
 #include "msglayer.h"
 #include "auth.h"
 #include "seal.h"
+#include "codec.h"
 #include "reasm.h"
 #include "rxwin.h"
 #include "wire.h"
@@ -253,6 +254,7 @@ struct ml_peer {
 
 	uint64_t my_inc;      /* our incarnation for this session (rule 6) */
 	uint64_t peer_inc;    /* 0 until the first handshake */
+	unsigned peer_codecs; /* ML_ACCEPT_* the peer announced (atomic: senders read it) */
 	uint64_t session_id;  /* my_inc ^ peer_inc, in every frame header */
 	int ended_status;     /* why the last session ended: for answers given to it later */
 	uint32_t frag_size;   /* negotiated: min of both max_frag_payload */

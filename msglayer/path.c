@@ -220,6 +220,8 @@ static void hello_fill(struct ml_peer *p, struct ml_hello *h, unsigned path_idx)
 	h->max_frag_payload = p->ctx->cfg.max_frag_payload;
 	h->max_msg_size = p->ctx->cfg.max_msg_size;
 	h->window = p->rx.size;
+	h->flags = (uint16_t)((p->ctx->cfg.accept_codecs & (ML_ACCEPT_LZ4 | ML_ACCEPT_ZSTD))
+			      << ML_HELLO_F_CODEC_SHIFT);
 }
 
 static void send_hello(struct ml_path *path, uint8_t type)

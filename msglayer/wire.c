@@ -86,7 +86,7 @@ static enum ml_wire_err check_data(const struct ml_frame_hdr *h, const struct ml
 {
 	unsigned kind = h->flags & ML_FLAG_KIND_MASK;
 
-	if (kind == 0 || (h->flags & ~ML_FLAGS_KNOWN))
+	if (kind == 0 || (h->flags & ~ML_FLAGS_KNOWN) || ML_FLAG_CODEC(h->flags) == 3)
 		return ML_WIRE_EFLAGS;
 	if ((h->flags & ML_FLAG_ABORT) && kind != ML_KIND_RESPONSE)
 		return ML_WIRE_EFLAGS;
