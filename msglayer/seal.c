@@ -14,7 +14,7 @@
  * are cut from at most this much, so the buffer is bounded. */
 #define TX_CHUNK (256u * 1024)
 #define TX_CAP (ML_SEAL_PLAIN_MAX + TX_CHUNK + (TX_CHUNK / ML_SEAL_RECORD_MAX + 1) * ML_SEAL_OVERHEAD)
-#define RX_CAP (2 * (ML_SEAL_RECORD_MAX + ML_SEAL_OVERHEAD))
+#define RX_CAP (16 * (ML_SEAL_RECORD_MAX + ML_SEAL_OVERHEAD)) /* read as much as an unsealed path does */
 
 struct ml_seal {
 	int mode;
