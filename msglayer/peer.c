@@ -17,6 +17,7 @@
 #include <string.h>
 
 static void on_session_timer(struct ev_loop *loop, ev_timer *t, int revents);
+static void send_ack(struct ml_peer *p);
 
 static uint32_t pow2_at_least(uint32_t v)
 {
@@ -326,6 +327,16 @@ static void fail_paths_except(struct ml_peer *p, struct ml_path *keep, int statu
  * watcher of ours on the loop, which in embedded mode outlives us. */
 void ml_peer_cancel_all(struct ml_peer *p, int status)
 {
+	/* Our last acks, best effort: without them the peer would keep what
+	 * it last sent us (answers, their buffers) until its session timeout.
+	 * A fresh ACK goes into a socket with room at once; the kernel delivers
+	 * it after the close. */
+	if (p->ack_due) {
+		send_ack(p);
+		for (unsigned i = 0; i < p->npaths; i++)
+			if (p->paths[i]->greeted)
+				ml_path_flush(p->paths[i]);
+	}
 	fail_paths_except(p, NULL, status, "context closing");
 	for (unsigned i = 0; i < p->npaths; i++)
 		ev_timer_stop(p->w->loop, &p->paths[i]->timer);
