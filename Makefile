@@ -6,6 +6,7 @@
 #   make valgrind        unit tests, session, requests and admin tests under valgrind
 #   make bench-failover  what a dead or slow link costs, between namespaces (root)
 #   make bench-compress  what LZ4 and zstd give on a 1 Gbit/s link (root)
+#   make bench-protect   what protect = mac / encrypt cost, over loopback
 #   make fuzz            each libFuzzer target for FUZZ_SECONDS (60) s (build-fuzz/...)
 #   make rdma-vm-test    real RDMA (soft-RoCE) in a QEMU VM: RDMA-only, RDMA+TCP failover,
 #                        ml-perf figures (root; about 80 s, 20 s more on a first run;
@@ -73,7 +74,7 @@ INTEG := $(patsubst tests/integ/%.c,$(BUILD)/tests/%,$(wildcard tests/integ/test
 # test_pubsub needs a private Corosync: tests/corosync/test_pubsub.sh starts one.
 INTEG_PLAIN := $(filter-out %/test_pubsub,$(INTEG))
 
-.PHONY: all deps check unit integ corosync block tooltests netns valgrind demo bench-failover bench-compress \
+.PHONY: all deps check unit integ corosync block tooltests netns valgrind demo bench-failover bench-compress bench-protect \
 	rdma-vm-test install clean fuzz fuzz-build fuzz-seeds
 .DEFAULT_GOAL := all
 
@@ -202,6 +203,10 @@ bench-failover: deps
 bench-compress: deps
 	@$(MAKE) --no-print-directory all
 	BIN=$(BUILD)/bin tests/netns/bench-compress.sh
+
+bench-protect: deps
+	@$(MAKE) --no-print-directory all
+	BIN=$(BUILD)/bin tests/tools/bench-protect.sh
 
 # Under valgrind's memcheck: the unit tests, the embedded-mode tests and the
 # admin socket's (valgrind sees writes inside uninstrumented libev, which ASan
