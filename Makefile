@@ -206,7 +206,7 @@ bench-compress: deps
 
 bench-protect: deps
 	@$(MAKE) --no-print-directory all
-	BIN=$(BUILD)/bin tests/tools/bench-protect.sh
+	BIN=$(BUILD)/bin tests/bench/bench-protect.sh
 
 # Under valgrind's memcheck: the unit tests, the embedded-mode tests and the
 # admin socket's (valgrind sees writes inside uninstrumented libev, which ASan
