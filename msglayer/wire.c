@@ -92,6 +92,8 @@ static enum ml_wire_err check_data(const struct ml_frame_hdr *h, const struct ml
 		return ML_WIRE_EFLAGS;
 	if ((h->flags & ML_FLAG_CANCEL) && (kind != ML_KIND_ONEWAY || h->msg_len != 0 || !h->ref))
 		return ML_WIRE_EFLAGS;
+	if ((h->flags & ML_FLAG_STREAM) && (h->flags & ML_FLAG_CANCEL))
+		return ML_WIRE_EFLAGS; /* a stream has its own cancel record */
 	if (h->deadline_us && kind != ML_KIND_REQUEST)
 		return ML_WIRE_EFLAGS;
 	if (h->payload_len > lim->max_frag_payload)

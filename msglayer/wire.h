@@ -38,7 +38,10 @@ enum ml_msg_kind { ML_KIND_REQUEST = 1, ML_KIND_RESPONSE = 2, ML_KIND_ONEWAY = 3
 #define ML_FLAG_CODEC_SHIFT 4
 #define ML_FLAG_CODEC_MASK 0x30u
 #define ML_FLAG_CODEC(flags) (((flags) & ML_FLAG_CODEC_MASK) >> ML_FLAG_CODEC_SHIFT)
-#define ML_FLAGS_KNOWN (ML_FLAG_KIND_MASK | ML_FLAG_ABORT | ML_FLAG_CANCEL | ML_FLAG_CODEC_MASK)
+#define ML_FLAG_STREAM 0x40u /* the stream layer's (doc/streams.md), never the application's
+                                handlers: an open, its answer, a chunk or a control record */
+#define ML_FLAGS_KNOWN (ML_FLAG_KIND_MASK | ML_FLAG_ABORT | ML_FLAG_CANCEL | ML_FLAG_CODEC_MASK | \
+			ML_FLAG_STREAM)
 
 struct ml_frame_hdr {
 	uint8_t version;

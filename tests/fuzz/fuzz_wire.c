@@ -71,10 +71,11 @@ static enum ml_wire_err spec_decode(const uint8_t *b, size_t len, const struct m
 		return flags || deadline ? ML_WIRE_EFLAGS
 		       : payload > 4096  ? ML_WIRE_EPAYLOAD : ML_WIRE_OK;
 	/* 4.2: kind 1..3; ABORT only on a response; CANCEL only on an empty
-	 * one-way message naming a request; a deadline only on a request;
-	 * codec (bits 4-5) 0..2. */
-	if (kind == 0 || (flags & ~0x3fu) || (flags & 0x30) == 0x30 || ((flags & 4) && kind != 2) ||
-	    ((flags & 8) && (kind != 3 || msg_len != 0 || ref == 0)) || (deadline && kind != 1))
+	 * one-way message naming a request; STREAM (bit 6) not with CANCEL;
+	 * a deadline only on a request; codec (bits 4-5) 0..2. */
+	if (kind == 0 || (flags & ~0x7fu) || (flags & 0x30) == 0x30 || ((flags & 4) && kind != 2) ||
+	    ((flags & 8) && (kind != 3 || msg_len != 0 || ref == 0)) || ((flags & 0x48) == 0x48) ||
+	    (deadline && kind != 1))
 		return ML_WIRE_EFLAGS;
 	if (payload > lim->max_frag_payload)
 		return ML_WIRE_EPAYLOAD;

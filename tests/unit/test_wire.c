@@ -325,12 +325,31 @@ static void test_data_kind_zero(void **state)
 	assert_int_equal(encode_decode(&h, &lim), ML_WIRE_EFLAGS);
 }
 
+/* STREAM (4.2): with any kind, with ABORT on a response, never with CANCEL. */
+static void test_data_stream_flag(void **state)
+{
+	(void)state;
+	for (uint16_t kind = ML_KIND_REQUEST; kind <= ML_KIND_ONEWAY; kind++) {
+		struct ml_frame_hdr h = data_hdr((uint16_t)(kind | ML_FLAG_STREAM));
+		assert_int_equal(encode_decode(&h, &lim), ML_WIRE_OK);
+	}
+	struct ml_frame_hdr h = data_hdr(ML_KIND_RESPONSE | ML_FLAG_ABORT | ML_FLAG_STREAM);
+	assert_int_equal(encode_decode(&h, &lim), ML_WIRE_OK);
+	h = data_hdr(ML_KIND_ONEWAY | ML_FLAG_CANCEL | ML_FLAG_STREAM);
+	h.ref = 1;
+	h.msg_len = h.payload_len = 0;
+	h.offset = 0;
+	assert_int_equal(encode_decode(&h, &lim), ML_WIRE_EFLAGS);
+}
+
 static void test_data_unknown_flag_bits(void **state)
 {
 	(void)state;
 	for (unsigned bit = 2; bit < 16; bit++) {
 		if (bit == 4 || bit == 5)
 			continue; /* the codec: test_data_codec */
+		if ((1u << bit) == ML_FLAG_STREAM)
+			continue; /* valid with every kind: test_data_stream_flag */
 		struct ml_frame_hdr h = data_hdr((uint16_t)(ML_KIND_REQUEST | (1u << bit)));
 		assert_int_equal(encode_decode(&h, &lim), ML_WIRE_EFLAGS);
 	}
@@ -807,6 +826,7 @@ int main(void)
 		cmocka_unit_test(test_every_flipped_header_bit_is_caught),
 		cmocka_unit_test(test_data_kind_zero),
 		cmocka_unit_test(test_data_unknown_flag_bits),
+		cmocka_unit_test(test_data_stream_flag),
 		cmocka_unit_test(test_data_codec),
 		cmocka_unit_test(test_hello_protect_and_codecs),
 		cmocka_unit_test(test_control_frames_take_no_flags),
