@@ -111,8 +111,8 @@ static int compress(struct ml_peer *p, struct ml_msg_out *m, const struct ml_buf
 }
 
 /* Build a message from buffer references; NULL with *err set on failure. */
-static struct ml_msg_out *msg_build(struct ml_peer *p, const struct ml_buf *bufs, unsigned nbufs,
-				    unsigned flags, int *err)
+struct ml_msg_out *ml_msg_build(struct ml_peer *p, const struct ml_buf *bufs, unsigned nbufs,
+				unsigned flags, int *err)
 {
 	size_t total = 0;
 	long niov = 0;
@@ -212,7 +212,7 @@ static void post(struct ml_peer *p, struct ml_msg_out *m)
 /* Admission: a bounded number of messages and bytes per peer, whatever the
  * application does (flow control). Responses are exempt: they are bounded by
  * the requests the peer may have in flight. */
-static int admit(struct ml_peer *p, uint32_t len, int exempt)
+int ml_msg_admit(struct ml_peer *p, uint32_t len, int exempt)
 {
 	struct ml_config *cfg = &p->ctx->cfg;
 	uint64_t n = __atomic_add_fetch(&p->submitted, 1, __ATOMIC_RELAXED);
@@ -242,10 +242,10 @@ static int send_msg(struct ml_peer *p, uint8_t kind, uint64_t tag, uint64_t ref,
 		    ml_response_cb rcb, ml_send_cb scb, void *arg)
 {
 	int err;
-	struct ml_msg_out *m = msg_build(p, bufs, nbufs, flags, &err);
+	struct ml_msg_out *m = ml_msg_build(p, bufs, nbufs, flags, &err);
 	if (!m)
 		return err;
-	err = admit(p, m->len, kind == ML_KIND_RESPONSE);
+	err = ml_msg_admit(p, m->len, kind == ML_KIND_RESPONSE);
 	if (err) {
 		ml_msg_free(m);
 		return err;
@@ -282,17 +282,20 @@ static int respond(ml_request *req, const struct ml_buf *bufs, unsigned nbufs, u
 {
 	if (!req)
 		return ML_EINVAL;
+	if (req->stream_slot) /* a stream open answered without ml_stream_accept: refused */
+		ml_stream_release_slot(req->peer);
+	req->stream_slot = 0;
 	int err, empty_err;
-	struct ml_msg_out *m = msg_build(req->peer, bufs, nbufs, flags, &err);
+	struct ml_msg_out *m = ml_msg_build(req->peer, bufs, nbufs, flags, &err);
 	if (!m) {
 		/* Still consumed: an empty answer goes instead, so that the
 		 * requester is not left waiting for one that never comes. */
-		m = msg_build(req->peer, NULL, 0, 0, &empty_err);
+		m = ml_msg_build(req->peer, NULL, 0, 0, &empty_err);
 		if (!m)
 			return err; /* no memory even for that: req stays listed, freed with the context */
 		cb = NULL;
 	}
-	admit(req->peer, m->len, 1);
+	ml_msg_admit(req->peer, m->len, 1);
 	m->kind = ML_KIND_RESPONSE;
 	m->wflags |= wflags;
 	m->tag = req->tag;
@@ -421,7 +424,7 @@ uint32_t ml_peer_node_id(const ml_peer *peer)
 /* The copies below go word by word over runs of uint64_t counters. */
 _Static_assert((sizeof(struct ml_peer_stats) - offsetof(struct ml_peer_stats, msgs_sent)) %
 			       sizeof(uint64_t) == 0 &&
-		       offsetof(struct ml_peer_stats, expanded_msgs) + sizeof(uint64_t) ==
+		       offsetof(struct ml_peer_stats, stream_bytes_recv) + sizeof(uint64_t) ==
 			       sizeof(struct ml_peer_stats),
 	       "ml_peer_stats must end with its run of uint64_t counters");
 _Static_assert(offsetof(struct ml_path_stats, rtt_us) - offsetof(struct ml_path_stats, frames_sent) ==
@@ -441,6 +444,7 @@ int ml_peer_stats_get(ml_peer *p, struct ml_peer_stats *st, struct ml_path_stats
 	for (size_t i = 0; i < nwords; i++)
 		dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
 	st->node_id = p->node_id;
+	st->streams_open = __atomic_load_n(&p->nstreams, __ATOMIC_RELAXED);
 	st->peer_incarnation = ML_STAT_GET(p->st.peer_incarnation);
 	st->paths_up = ML_STAT_GET(p->st.paths_up);
 	unsigned n = __atomic_load_n(&p->npaths, __ATOMIC_ACQUIRE);

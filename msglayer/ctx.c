@@ -69,6 +69,10 @@ void ml_config_init(struct ml_config *cfg)
 	cfg->tcp_user_timeout_s = 5.0;
 	cfg->accept_unknown_peers = 1;
 	cfg->accept_codecs = ML_ACCEPT_LZ4 | ML_ACCEPT_ZSTD;
+	cfg->max_streams = 64;
+	cfg->stream_chunk_max = 256 * 1024;
+	cfg->stream_window = 8;
+	cfg->stream_path_max = 256 * 1024;
 	cfg->log_level = ML_LOG_WARN;
 	const char *lv = getenv("ML_LOG_LEVEL");
 	if (lv)
@@ -88,7 +92,8 @@ static int config_complete(struct ml_config *c)
 	DEF(reconnect_min_s); DEF(reconnect_max_s); DEF(session_timeout_s);
 	DEF(heartbeat_interval_s); DEF(all_silent_down_s); DEF(probation_s); DEF(flap_window_s);
 	DEF(flap_hold_max_s); DEF(tcp_user_timeout_s);
-	DEF(workers);
+	DEF(workers); DEF(max_streams); DEF(stream_chunk_max); DEF(stream_window);
+	DEF(stream_path_max);
 #undef DEF
 	if (!c->log)
 		c->log = log_stderr;
@@ -98,12 +103,15 @@ static int config_complete(struct ml_config *c)
 	    !(c->session_timeout_s > 0) || !(c->heartbeat_interval_s >= 0.001) ||
 	    !(c->path_down_s >= 0) || !(c->all_silent_down_s > 0) || !(c->probation_s > 0) ||
 	    !(c->flap_window_s > 0) || !(c->flap_hold_max_s > 0) || !(c->tcp_user_timeout_s >= 0.1) ||
-	    c->protect < ML_PROTECT_NONE || c->protect > ML_PROTECT_ENCRYPT)
+	    c->protect < ML_PROTECT_NONE || c->protect > ML_PROTECT_ENCRYPT ||
+	    c->stream_chunk_max < 4096 || c->stream_window > 65536)
 		return ML_EINVAL; /* (written so that NaN fails too) */
 	if (c->protect && !c->key_file) {
 		c->log(c->log_arg, ML_LOG_ERR, "protect = mac or encrypt needs a cluster key (key_file)");
 		return ML_EINVAL;
 	}
+	if (c->stream_chunk_max > c->max_msg_size)
+		c->stream_chunk_max = c->max_msg_size; /* a chunk is a message */
 	return 0;
 }
 
@@ -257,6 +265,9 @@ static void run_cmd(struct ml_worker *w, struct ml_cmd *c)
 		free(cp);
 		break;
 	}
+	case ML_CMD_STREAM:
+		ml_stream_run_cmd((struct ml_cmd_stream *)c);
+		break;
 	case ML_CMD_STOP:
 		worker_stop(w);
 		free(c);
@@ -421,6 +432,8 @@ static void worker_fini(struct ml_worker *w)
 			else if (m->scb)
 				m->scb(m->arg, ML_ECANCELED);
 			ml_msg_free(m);
+		} else if (c->type == ML_CMD_STREAM) {
+			ml_stream_drop_cmd((struct ml_cmd_stream *)c);
 		} else if (c->type == ML_CMD_ATTACH) {
 			struct ml_cmd_attach *ca = caa_container_of(c, struct ml_cmd_attach, cmd);
 			ca->ops->close(ca->fd);

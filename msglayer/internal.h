@@ -59,6 +59,7 @@ enum ml_cmd_type {
 	ML_CMD_CANCEL,     /* struct ml_cmd_cancel */
 	ML_CMD_PEER_DOWN,  /* struct ml_cmd_peer_down */
 	ML_CMD_ROOM_CHECK, /* struct ml_cmd_peer: a refused sender may have missed on_room */
+	ML_CMD_STREAM,     /* struct ml_cmd_stream (stream.c) */
 	ML_CMD_STOP,       /* struct ml_cmd (cancel everything, leave the loop) */
 };
 
@@ -154,6 +155,8 @@ struct ml_msg_out {
 	ml_response_cb rcb;
 	ml_send_cb scb;
 	void *arg;
+	struct ml_stream *stream;  /* the stream it belongs to (STREAM messages we send), or NULL */
+	uint8_t urgent;            /* ahead of what waits for a number (stream control records) */
 	struct ml_msg_out *hnext;  /* peer->await hash chain (requests awaiting response) */
 	struct ml_frag frag1;      /* single-fragment messages need no allocation */
 	struct iovec iov1[2];
@@ -243,6 +246,11 @@ struct ml_request {
 	uint64_t session_id; /* a response to an older session is not sent */
 	double deadline;     /* CLOCK_MONOTONIC seconds (INFINITY: none) */
 	int canceled;        /* the requester gave up (read from any thread) */
+	/* A stream open (stream.c): the opener's terms, and a slot of
+	 * max_streams held for it until it is accepted or refused. */
+	uint8_t stream_dir;  /* enum ml_stream_dir; 0: an ordinary request */
+	int stream_slot;
+	uint32_t stream_chunk_max, stream_window;
 };
 
 struct ml_peer {
@@ -295,6 +303,10 @@ struct ml_peer {
 	uint64_t peer_beat_ns;       /* newest PING send time (peer's clock) on any path */
 	uint64_t early_cancels[64];  /* CANCELs that overtook their request */
 	unsigned n_early_cancels;
+
+	struct cds_list_head streams; /* ml_stream, open here (worker only) */
+	uint32_t nstreams;           /* all threads: streams and stream opens holding a slot */
+	uint64_t next_stream_id;     /* all threads: the last stream number we gave */
 
 	struct ml_peer_stats st;
 };
@@ -397,6 +409,23 @@ void ml_peer_room_check(struct ml_peer *p);
 void ml_peer_complete(struct ml_peer *p, struct ml_msg_out *m, int status, const struct ml_msg *resp);
 struct ml_msg_out *ml_peer_await_take(struct ml_peer *p, uint64_t seq);
 double ml_mono_now(void);
+
+/* stream.c: bulk streams over the session (doc/streams.md) */
+struct ml_cmd_stream;
+void ml_stream_run_cmd(struct ml_cmd_stream *c);
+void ml_stream_drop_cmd(struct ml_cmd_stream *c); /* the context stopped first */
+void ml_stream_open_request(struct ml_peer *p, struct ml_request *req, const struct ml_msg *msg);
+void ml_stream_answered(struct ml_peer *p, struct ml_msg_out *m, unsigned flags,
+			const struct ml_msg *msg);
+void ml_stream_received(struct ml_peer *p, const struct ml_frame_hdr *h, const void *data,
+			uint32_t len);
+void ml_stream_fail_all(struct ml_peer *p, int status);
+void ml_stream_release_slot(struct ml_peer *p);
+
+/* api.c: building, admitting and posting messages (also for stream.c) */
+struct ml_msg_out *ml_msg_build(struct ml_peer *p, const struct ml_buf *bufs, unsigned nbufs,
+				unsigned flags, int *err);
+int ml_msg_admit(struct ml_peer *p, uint32_t len, int exempt);
 
 /* cancel.c: deadlines, cancellation, aborts */
 void ml_cancel_start_deadline(struct ml_peer *p, struct ml_msg_out *m);

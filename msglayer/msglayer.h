@@ -52,7 +52,7 @@ enum ml_status {
 	ML_EDEADLINE = -18,   /* the request's deadline passed before its response came */
 	ML_EAUTH = -19,       /* the peer failed authentication (no, another or a wrong cluster key) */
 	ML_EKEY = -20,        /* the cluster key file is missing, malformed or readable by others */
-	ML_ELIMIT = -21,      /* a configured limit is reached (max_peers) */
+	ML_ELIMIT = -21,      /* a configured limit is reached (max_peers, max_streams) */
 };
 
 /* Text for any status above (never NULL; unknown codes get a generic text). */
@@ -91,6 +91,7 @@ struct ml_buf ml_buf_iov(const struct iovec *iov, unsigned iovcnt);
 typedef struct ml_ctx ml_ctx;         /* a context: node id, workers, listeners, peers */
 typedef struct ml_peer ml_peer;       /* a remote node and our session with it */
 typedef struct ml_request ml_request; /* an incoming request waiting for its response */
+typedef struct ml_stream ml_stream;   /* a bulk stream (doc/streams.md) */
 
 /* Delivered message: the payload is valid only until the callback returns. */
 struct ml_msg {
@@ -113,6 +114,11 @@ typedef void (*ml_room_cb)(void *arg, ml_peer *peer);
  * stop working on it. req stays valid: still answer it (ml_respond or
  * ml_request_abort) to free it; that answer is dropped by the requester. */
 typedef void (*ml_cancel_cb)(void *arg, ml_peer *from, ml_request *req);
+/* A stream open request arrived (ml_stream_open on the peer): accept it with
+ * ml_stream_accept(), or refuse it with ml_request_abort(), now or later.
+ * dir is the opener's enum ml_stream_dir. */
+typedef void (*ml_stream_request_cb)(void *arg, ml_peer *from, ml_request *req, int dir,
+				     const struct ml_msg *msg);
 /* A path changed state (enum ml_path_state); reason says why, in words. */
 typedef void (*ml_path_event_cb)(void *arg, ml_peer *peer, unsigned path_idx, int old_state,
 				 int new_state, const char *reason);
@@ -190,6 +196,17 @@ struct ml_config {
 	                                 starts at reconnect_min_s and doubles per flap */
 	double tcp_user_timeout_s;    /* TCP_USER_TIMEOUT and keepalive on TCP paths (5 s) */
 
+	/* Streams (doc/streams.md). */
+	uint32_t max_streams;         /* per peer: open streams, both ways, opened and accepted (64) */
+	uint32_t stream_chunk_max;    /* largest chunk we send or take (256 KiB; >= 4 KiB, and
+	                                 max_msg_size if that is smaller); a stream uses the
+	                                 smaller of both sides' values */
+	uint32_t stream_window;       /* chunks a receiving stream grants ahead of what it
+	                                 delivered (8): the bytes in flight per stream */
+	uint64_t stream_path_max;     /* stream chunks go to a path only while it holds less than
+	                                 this (256 KiB): what a request may find ahead of it;
+	                                 make it at least the bandwidth-delay product of a path */
+
 	const char *admin_socket;     /* Unix socket for mlctl (NULL: none) */
 	const char *key_file;         /* cluster key (ml-keygen): every path authenticates
 	                                 with it; NULL: no authentication (doc/security.md) */
@@ -207,6 +224,7 @@ struct ml_config {
 	ml_room_cb on_room;
 	ml_cancel_cb on_cancel;
 	ml_path_event_cb on_path_event;
+	ml_stream_request_cb on_stream; /* stream opens; NULL: every open is refused */
 	void *cb_arg;
 	ml_log_cb log;                /* default: stderr, level from $ML_LOG_LEVEL (warn) */
 	void *log_arg;
@@ -327,6 +345,85 @@ int ml_request_canceled(const ml_request *req);
 int ml_message_send(ml_peer *peer, uint64_t tag, const struct ml_buf *bufs, unsigned nbufs,
 		    unsigned flags, ml_send_cb cb, void *arg);
 
+/* ---- streams (doc/streams.md) ---------------------------------------------------------
+ * A stream is opened by a request and accepted by its response; then chunks
+ * flow one way, in order, with credit-based flow control, over every path.
+ * Either side may cancel it at any time with a reason; a clean end is a
+ * handshake (the sender closes, the receiver confirms), so that an error
+ * raised at the last moment reaches the sender. Every callback runs on the
+ * peer's worker; on_end runs exactly once per stream, last. */
+
+enum ml_stream_dir {
+	ML_STREAM_OUT = 1, /* the opener sends, the acceptor receives */
+	ML_STREAM_IN = 2,  /* the acceptor sends, the opener receives */
+};
+
+struct ml_stream_cbs {
+	/* Opener: the peer accepted; resp is its answer's payload. */
+	void (*on_open)(void *arg, ml_stream *s, const struct ml_msg *resp);
+	/* Receiver: the next chunk, in order; chunk->tag is its number (1, 2, ...),
+	 * chunk->data is valid until the callback returns. */
+	void (*on_chunk)(void *arg, ml_stream *s, const struct ml_msg *chunk);
+	/* Sender: credit is back after ml_stream_send returned ML_EAGAIN. */
+	void (*on_room)(void *arg, ml_stream *s);
+	/* Receiver: the sender closed and every chunk was delivered. Confirm with
+	 * ml_stream_finish, or refuse with ml_stream_cancel (the sender's on_end
+	 * gets ML_EABORTED and the reason). NULL: confirmed at once. */
+	void (*on_finish)(void *arg, ml_stream *s);
+	/* Both sides, exactly once, last: ML_OK (the end was confirmed),
+	 * ML_ECANCELED (canceled here, or the context is being destroyed),
+	 * ML_EABORTED (the peer refused or canceled; reason is its text),
+	 * ML_ELIMIT (the peer's max_streams), ML_EPROTO (the peer broke the
+	 * stream protocol), ML_EPEERRESTART, ML_ETIMEDOUT, ML_EPEERDOWN (the
+	 * session ended). reason is never NULL. */
+	void (*on_end)(void *arg, ml_stream *s, int status, const char *reason);
+};
+
+/* Open a stream to peer: a request with tag and payload bufs (flags as for
+ * ml_request_send) that the peer's on_stream gets. cbs is copied. *out is
+ * the handle; it stays valid until ml_stream_release. Errors (no callback
+ * then, *out untouched): ML_EINVAL, ML_ETOOBIG, ML_ENOMEM, ML_ELIMIT
+ * (max_streams streams to this peer are open). */
+int ml_stream_open(ml_peer *peer, uint64_t tag, int dir, const struct ml_buf *bufs, unsigned nbufs,
+		   unsigned flags, const struct ml_stream_cbs *cbs, void *arg, ml_stream **out);
+/* Accept a stream request (from on_stream): answers it with bufs and makes
+ * the stream (*out, valid until ml_stream_release). Consumes req. Errors:
+ * ML_EINVAL (req NULL or not a stream request: req is not consumed),
+ * ML_ENOMEM. */
+int ml_stream_accept(ml_request *req, const struct ml_buf *bufs, unsigned nbufs, unsigned flags,
+		     const struct ml_stream_cbs *cbs, void *arg, ml_stream **out);
+/* Sender: queue one chunk (at most ml_stream_chunk_max bytes; flags and
+ * memory rules as for ml_message_send); cb (optional) runs when the peer
+ * has it, or with the stream's end status. Errors: ML_EAGAIN (no credit yet:
+ * on_room follows), ML_ETOOBIG, ML_EINVAL (not the sending side, or after
+ * ml_stream_close), ML_ENOTCONN (the stream has ended), ML_ENOMEM. */
+int ml_stream_send(ml_stream *s, const struct ml_buf *bufs, unsigned nbufs, unsigned flags,
+		   ml_send_cb cb, void *arg);
+/* Sender: no more chunks; the end handshake starts after the last one. */
+int ml_stream_close(ml_stream *s);
+/* Receiver: confirm the end after on_finish (the stream then ends ML_OK). */
+int ml_stream_finish(ml_stream *s);
+/* Either side, any time: end the stream now (on_end: ML_ECANCELED here,
+ * ML_EABORTED with reason at the peer). Nothing happens if it has ended. */
+int ml_stream_cancel(ml_stream *s, const char *reason);
+/* Give the handle back; callbacks still due (on_end) still run. */
+void ml_stream_release(ml_stream *s);
+/* Largest chunk of this stream (0 until the open is answered). */
+size_t ml_stream_chunk_max(const ml_stream *s);
+ml_peer *ml_stream_peer(const ml_stream *s);
+
+/* Blocking wrappers, for application threads (never a worker's: ML_EINVAL).
+ * ml_stream_write sends len bytes as chunks, waiting for the open and for
+ * credit, and returns once the peer has all of them (the bytes are copied,
+ * so the caller's memory is free on return whatever happened): 0, ML_EAGAIN
+ * (timeout_s passed, the stream goes on; <= 0: no limit), or the stream's
+ * end status (ML_ENOTCONN if it ended ML_OK).
+ * ml_stream_wait waits for the end (after ml_stream_close, or as receiver)
+ * and returns its status, or ML_EAGAIN when timeout_s passed first; reason
+ * (may be NULL) gets its text. */
+int ml_stream_write(ml_stream *s, const void *data, size_t len, double timeout_s);
+int ml_stream_wait(ml_stream *s, double timeout_s, char *reason, size_t reason_len);
+
 /* ---- statistics --------------------------------------------------------------- */
 
 enum ml_path_state {
@@ -384,6 +481,13 @@ struct ml_peer_stats {
 	uint64_t compressed_msgs;         /* messages sent compressed */
 	uint64_t compressed_in, compressed_out; /* their bytes before and after compression */
 	uint64_t expanded_msgs;           /* compressed messages received (and expanded) */
+	uint64_t streams_open;            /* streams open now (opening, open or ending), and
+	                                     stream requests not yet answered */
+	uint64_t streams_done;            /* streams that ended ML_OK */
+	uint64_t streams_failed;          /* streams that ended with an error (cancels included) */
+	uint64_t streams_refused;         /* opens refused for max_streams, here or by the peer */
+	uint64_t stream_chunks_sent, stream_bytes_sent; /* chunks acknowledged by the peer */
+	uint64_t stream_chunks_recv, stream_bytes_recv; /* chunks handed to on_chunk (in order) */
 };
 
 /* Snapshot of a peer's counters and up to *npaths path entries (*npaths is

@@ -39,6 +39,7 @@ int ml_peer_init(struct ml_peer *p, struct ml_ctx *ctx, uint32_t node_id)
 	CDS_INIT_LIST_HEAD(&p->fragq);
 	CDS_INIT_LIST_HEAD(&p->dirty_link);
 	CDS_INIT_LIST_HEAD(&p->open_requests);
+	CDS_INIT_LIST_HEAD(&p->streams);
 	if (ml_rxwin_init(&p->rx, ctx->cfg.max_inflight_msgs))
 		return ML_ENOMEM;
 	uint32_t ring = pow2_at_least(ctx->cfg.max_inflight_msgs);
@@ -342,6 +343,7 @@ void ml_peer_cancel_all(struct ml_peer *p, int status)
 		ev_timer_stop(p->w->loop, &p->paths[i]->timer);
 	fail_window(p, status);
 	fail_waitq(p, status);
+	ml_stream_fail_all(p, status);
 	reset_receive(p);
 	ev_timer_stop(p->w->loop, &p->session_timer);
 }
@@ -356,6 +358,7 @@ static void session_restart(struct ml_peer *p, struct ml_path *keep, int status)
 	fail_paths_except(p, keep, status, status == ML_EPEERRESTART ? "peer restarted" : "session reset");
 	fail_window(p, status);
 	fail_waiting_responses(p, status);
+	ml_stream_fail_all(p, status); /* a stream lives in one session */
 	reset_receive(p);
 }
 
@@ -457,8 +460,10 @@ void ml_peer_submit(struct ml_peer *p, struct ml_msg_out *m)
 		complete(p, m, ML_ECANCELED, NULL);
 		return;
 	}
-	if (m->wflags & ML_FLAG_CANCEL) {
-		cds_list_add(&m->link, &p->waitq); /* ahead of what waits: it frees the peer's work */
+	if ((m->wflags & ML_FLAG_CANCEL) || m->urgent) {
+		/* Ahead of what waits: it frees the peer's work, or lets a stream
+		 * go on (credit) or stop (cancel) without queueing behind bulk. */
+		cds_list_add(&m->link, &p->waitq);
 	} else {
 		cds_list_add_tail(&m->link, &p->waitq);
 		if (m->deadline)
@@ -558,23 +563,41 @@ static void pump(struct ml_peer *p)
 	}
 }
 
-/* Hand waiting fragments to paths, as the scheduler decides. */
+/* A stream's chunk: bulk, which waits for the rest (doc/streams.md). */
+static int is_bulk(const struct ml_frag *f)
+{
+	return f->msg->stream && f->msg->ref && f->msg->kind == ML_KIND_ONEWAY;
+}
+
+/* Hand waiting fragments to paths, as the scheduler decides. Stream chunks
+ * go only to a path holding less than stream_path_max: a request behind them
+ * on that path waits for that much at most, and passes them in fragq. */
 static void dispatch(struct ml_peer *p)
 {
 	struct ml_sched_path view[ML_MAX_PATHS];
+	const struct ml_config *cfg = &p->ctx->cfg;
 	for (unsigned i = 0; i < p->npaths; i++) {
 		struct ml_path *path = p->paths[i];
 		view[i].usable = path->state == ML_PATH_UP && path->greeted;
 		view[i].outstanding = path->outstanding;
-		view[i].cap = p->ctx->cfg.path_max_outstanding;
 		view[i].rate_bps = path->rate_bps;
 		view[i].rtt_s = path->srtt_s;
 	}
-	while (!cds_list_empty(&p->fragq)) {
-		struct ml_frag *f = cds_list_first_entry(&p->fragq, struct ml_frag, link);
-		int i = ml_sched_pick(view, p->npaths, f->len, p->ctx->cfg.sched_policy, &p->rr_cursor);
-		if (i < 0)
-			break;
+	int bulk_full = 0;
+	struct ml_frag *f, *tmp;
+	cds_list_for_each_entry_safe(f, tmp, &p->fragq, link) {
+		int bulk = is_bulk(f);
+		if (bulk && bulk_full)
+			continue;
+		for (unsigned i = 0; i < p->npaths; i++)
+			view[i].cap = bulk ? cfg->stream_path_max : cfg->path_max_outstanding;
+		int i = ml_sched_pick(view, p->npaths, f->len, cfg->sched_policy, &p->rr_cursor);
+		if (i < 0) {
+			if (!bulk)
+				break; /* every path is full: so it is for bulk */
+			bulk_full = 1;
+			continue;
+		}
 		cds_list_del(&f->link);
 		ml_path_queue_frag(p->paths[i], f);
 		view[i].outstanding += f->len;
@@ -667,7 +690,7 @@ static void deliver(struct ml_peer *p, const struct ml_frame_hdr *h, const void 
 	ml_peer_mark_dirty(p);
 
 	if (kind == ML_KIND_REQUEST) {
-		struct ml_request *req = malloc(sizeof(*req));
+		struct ml_request *req = calloc(1, sizeof(*req)); /* (stream fields: 0) */
 		if (!req) {
 			ml_log(p->ctx, ML_LOG_ERR, "peer %u: out of memory for request %llu", p->node_id,
 			       (unsigned long long)h->seq);
@@ -684,6 +707,8 @@ static void deliver(struct ml_peer *p, const struct ml_frame_hdr *h, const void 
 			/* Its requester gave up before it got here: nobody waits for it. */
 			req->canceled = 1;
 			ml_request_abort(req, "canceled before delivery", NULL, NULL);
+		} else if (h->flags & ML_FLAG_STREAM) {
+			ml_stream_open_request(p, req, &msg);
 		} else if (cfg->on_request)
 			cfg->on_request(cfg->cb_arg, p, req, &msg);
 		else
@@ -700,13 +725,17 @@ static void deliver(struct ml_peer *p, const struct ml_frame_hdr *h, const void 
 				m = await_take(p, h->ref);
 			}
 		}
-		if (m)
+		if (m && (m->wflags & ML_FLAG_STREAM))
+			ml_stream_answered(p, m, h->flags, &msg); /* accepted or refused */
+		else if (m)
 			complete(p, m, (h->flags & ML_FLAG_ABORT) ? ML_EABORTED : ML_OK, &msg);
 		else
 			ml_log(p->ctx, ML_LOG_DEBUG, "peer %u: response to unknown request %llu dropped",
 			       p->node_id, (unsigned long long)h->ref);
 	} else if (h->flags & ML_FLAG_CANCEL) {
 		ml_cancel_received(p, h->ref);
+	} else if (h->flags & ML_FLAG_STREAM) {
+		ml_stream_received(p, h, data, len);
 	} else if (cfg->on_message) {
 		cfg->on_message(cfg->cb_arg, p, &msg);
 	}
