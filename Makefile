@@ -7,6 +7,7 @@
 #   make bench-failover  what a dead or slow link costs, between namespaces (root)
 #   make bench-compress  what LZ4 and zstd give on a 1 Gbit/s link (root)
 #   make bench-protect   what protect = mac / encrypt cost, over loopback
+#   make bench-streams   1 GiB streams both ways next to requests: rate, request latency, cancels
 #   make fuzz            each libFuzzer target for FUZZ_SECONDS (60) s (build-fuzz/...)
 #   make rdma-vm-test    real RDMA (soft-RoCE) in a QEMU VM: RDMA-only, RDMA+TCP failover,
 #                        ml-perf figures (root; about 80 s, 20 s more on a first run;
@@ -33,6 +34,7 @@ ifneq ($(findstring thread,$(SANITIZE)),)
 export TSAN_OPTIONS ?= suppressions=$(CURDIR)/tests/sanitizers/tsan.supp halt_on_error=1
 export ML_TEST_REQUESTS ?= 5000
 export ML_TEST_PATH_DOWN_S ?= 0.5
+export ML_TEST_STREAM_BYTES ?= 16777216
 export BLOCK_TEST_IOS ?= 30000
 endif
 export UBSAN_OPTIONS ?= print_stacktrace=1
@@ -74,7 +76,7 @@ INTEG := $(patsubst tests/integ/%.c,$(BUILD)/tests/%,$(wildcard tests/integ/test
 # test_pubsub needs a private Corosync: tests/corosync/test_pubsub.sh starts one.
 INTEG_PLAIN := $(filter-out %/test_pubsub,$(INTEG))
 
-.PHONY: all deps check unit integ corosync block tooltests netns valgrind demo bench-failover bench-compress bench-protect \
+.PHONY: all deps check unit integ corosync block tooltests netns valgrind demo bench-failover bench-compress bench-protect bench-streams \
 	rdma-vm-test install clean fuzz fuzz-build fuzz-seeds
 .DEFAULT_GOAL := all
 
@@ -208,16 +210,25 @@ bench-protect: deps
 	@$(MAKE) --no-print-directory all
 	BIN=$(BUILD)/bin tests/bench/bench-protect.sh
 
+# Streams of 1 GiB each way over 2 loopback paths: throughput, what they cost
+# the requests next to them, how soon a cancel ends the other end. Not root.
+# ML_BENCH_STREAM_BYTES, ML_BENCH_SECONDS, ML_BENCH_CANCELS change it.
+bench-streams: deps
+	@$(MAKE) --no-print-directory $(BUILD)/tests/bench_streams
+	$(BUILD)/tests/bench_streams
+
 # Under valgrind's memcheck: the unit tests, the embedded-mode tests and the
 # admin socket's (valgrind sees writes inside uninstrumented libev, which ASan
 # does not; the loopback load test runs under the sanitizers instead).
 # test_failover is time-driven (about 20 s, under valgrind too).
 VALGRIND_TESTS := $(UNIT) $(BUILD)/tests/test_session $(BUILD)/tests/test_requests \
-	$(BUILD)/tests/test_admin $(BUILD)/tests/test_failover $(BUILD)/tests/test_auth
+	$(BUILD)/tests/test_admin $(BUILD)/tests/test_failover $(BUILD)/tests/test_auth \
+	$(BUILD)/tests/test_streams
 valgrind: deps
 	@$(MAKE) --no-print-directory $(VALGRIND_TESTS)
 	@fail=0; for t in $(VALGRIND_TESTS); do echo "== valgrind $$t"; \
-		valgrind -q --error-exitcode=99 --leak-check=full $$t >/dev/null || fail=1; done; exit $$fail
+		ML_TEST_STREAM_BYTES=4194304 valgrind -q --error-exitcode=99 --leak-check=full $$t >/dev/null \
+		|| fail=1; done; exit $$fail
 
 # The block service on a private Corosync, one path cut under load (root;
 # DEMO_SECONDS=6 shortens it). examples/block/demo.sh does the work.
