@@ -149,6 +149,14 @@ static void peer_json(struct ml_json *j, ml_peer *peer, struct ml_path_stats *ps
 	ml_json_u64(j, "compressed_in", st.compressed_in);
 	ml_json_u64(j, "compressed_out", st.compressed_out);
 	ml_json_u64(j, "expanded_msgs", st.expanded_msgs);
+	ml_json_u64(j, "streams_open", st.streams_open);
+	ml_json_u64(j, "streams_done", st.streams_done);
+	ml_json_u64(j, "streams_failed", st.streams_failed);
+	ml_json_u64(j, "streams_refused", st.streams_refused);
+	ml_json_u64(j, "stream_chunks_sent", st.stream_chunks_sent);
+	ml_json_u64(j, "stream_bytes_sent", st.stream_bytes_sent);
+	ml_json_u64(j, "stream_chunks_recv", st.stream_chunks_recv);
+	ml_json_u64(j, "stream_bytes_recv", st.stream_bytes_recv);
 	ml_json_open(j, "paths", '[');
 	for (unsigned i = 0; i < n; i++)
 		path_json(j, i, &ps[i]);
