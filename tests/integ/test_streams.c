@@ -7,7 +7,7 @@
  *      of ML_TEST_STREAM_BYTES (64 MiB) each; content by hash, every
  *      chunk once and in order, every request answered. (The 1 GiB run and
  *      the request latency figure are the benchmark's: make bench-streams.)
- *   2. a path reset mid-stream: nothing lost, nothing twice.
+ *   2. path 0 reset, then blackholed (1 s), mid-stream: nothing lost, nothing twice.
  *   3. cancel from each of the four ends (opener or acceptor, sender or
  *      receiver) at random chunks: the canceller ends ML_ECANCELED, the other
  *      ML_EABORTED with the canceller's reason, a cancelling receiver gets
@@ -220,7 +220,10 @@ static uint64_t env_bytes(const char *name, uint64_t dflt)
 
 /* ---- 1 and 2: clean streams ---- */
 
-static void test_both_ways(uint64_t total, int kill_path)
+/* fault 0: both ways at once; else one stream out, and path 0 gets the fault
+ * (ML_FAULT_RESET: said at once; ML_FAULT_BLACKHOLE for 1 s: found by the
+ * heartbeats) when half of it is sent. */
+static void test_both_ways(uint64_t total, int fault)
 {
 	struct pair p;
 	struct st_side out, in;
@@ -233,14 +236,16 @@ static void test_both_ways(uint64_t total, int kill_path)
 		req_send(&p);
 	double t0 = st_now();
 	open_stream(&p, &out, ML_STREAM_OUT);
+	int kill_path = fault != 0;
 	if (!kill_path)
 		open_stream(&p, &in, ML_STREAM_IN);
 	struct ml_peer_stats st;
 	if (kill_path) {
-		step = "path reset: half the stream";
+		step = "path fault: half the stream";
 		RUN_UNTIL(p.loop, out.off >= total / 2 || out.ended);
-		CHECK(ml_fault_inject(p.peer, 0, ML_FAULT_RESET) == ML_OK, "reset path 0");
-		step = "path reset: the stream ends";
+		struct ml_fault_spec f = { .fault = fault, .duration_s = fault == ML_FAULT_BLACKHOLE ? 1.0 : 0 };
+		CHECK(ml_fault_set(p.peer, 0, &f) == ML_OK, "fault on path 0");
+		step = "path fault: the stream ends";
 		RUN_UNTIL(p.loop, out.ended && p.sv.side[0].ended);
 		check_clean(&out, &p.sv.side[0], total);
 	} else {
@@ -272,8 +277,8 @@ static void test_both_ways(uint64_t total, int kill_path)
 	      (unsigned long long)st.streams_open, (unsigned long long)st.stream_bytes_sent,
 	      (unsigned long long)st.stream_bytes_recv);
 	if (kill_path)
-		printf("  path reset mid-stream: %llu MiB in %.2f s, %llu frames resent, content identical, "
-		       "lost 0, duplicated 0, %llu requests answered\n",
+		printf("  path %s mid-stream: %llu MiB in %.2f s, %llu frames resent, content identical, "
+		       "lost 0, duplicated 0, %llu requests answered\n", ml_fault_name(fault),
 		       (unsigned long long)(total >> 20), took, (unsigned long long)resent,
 		       (unsigned long long)p.req_ok);
 	else
@@ -618,7 +623,8 @@ int main(void)
 	printf("test_streams: ML_TEST_SEED=%u\n", seed);
 	uint64_t total = env_bytes("ML_TEST_STREAM_BYTES", 64ull << 20);
 	test_both_ways(total, 0);
-	test_both_ways(total, 1);
+	test_both_ways(total, ML_FAULT_RESET);
+	test_both_ways(total, ML_FAULT_BLACKHOLE);
 	test_cancels();
 	test_refused_end();
 	test_refusals();
