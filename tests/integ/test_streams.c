@@ -21,10 +21,14 @@
  *      (ML_ECANCELED before ml_ctx_destroy returns).
  *   7. blocking: ml_stream_write and ml_stream_wait from an application thread.
  *   8. compressed chunks (ML_SEND_LZ4): the receiver sees the original bytes.
+ *   9. a peer that breaks the stream protocol (a raw client sends a chunk
+ *      beyond its credit): the stream ends ML_EPROTO, the peer is told with a
+ *      CANCEL record, and the path stays up.
  *
  * ML_TEST_SEED fixes the random cancel points (printed otherwise).
  */
 #include "streamtest.h"
+#include "raw.h"
 
 #include <ev.h>
 #include <stddef.h>
@@ -615,6 +619,140 @@ static void test_compressed(void)
 	pair_close(&p);
 }
 
+/* ---- 9: a chunk beyond credit, from a raw client ---- */
+
+struct proto_srv {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	ml_stream *s;
+	int ended, status;
+	char reason[128];
+};
+
+static void ps_end(void *arg, ml_stream *s, int status, const char *reason)
+{
+	struct proto_srv *ps = arg;
+	(void)s;
+	pthread_mutex_lock(&ps->mu);
+	ps->ended = 1;
+	ps->status = status;
+	snprintf(ps->reason, sizeof(ps->reason), "%s", reason);
+	pthread_cond_broadcast(&ps->cv);
+	pthread_mutex_unlock(&ps->mu);
+}
+
+static void ps_stream(void *arg, ml_peer *from, ml_request *req, int dir, const struct ml_msg *msg)
+{
+	struct proto_srv *ps = arg;
+	static const struct ml_stream_cbs cbs = { .on_end = ps_end };
+	(void)from, (void)msg;
+	CHECK(dir == ML_STREAM_OUT, "direction %d", dir);
+	CHECK(ml_stream_accept(req, NULL, 0, 0, &cbs, ps, &ps->s) == ML_OK, "accept");
+}
+
+static int ps_ended(void *arg)
+{
+	return ((struct proto_srv *)arg)->ended;
+}
+
+/* The next DATA frame with the STREAM flag (PINGs, ACKs and the rest pass by). */
+static struct ml_frame_hdr raw_next_stream(int fd, uint8_t *payload, size_t cap)
+{
+	for (;;) {
+		uint8_t hdr[ML_WIRE_HDR_LEN];
+		size_t got = 0;
+		while (got < sizeof(hdr)) {
+			ssize_t r = recv(fd, hdr + got, sizeof(hdr) - got, 0);
+			CHECK(r > 0, "recv: %s", r ? strerror(errno) : "the path was closed");
+			got += (size_t)r;
+		}
+		struct ml_wire_limits lim = { 1 << 20, 1 << 20 };
+		struct ml_frame_hdr h;
+		CHECK(ml_frame_decode(hdr, sizeof(hdr), &lim, &h) == ML_WIRE_OK, "frame header");
+		CHECK(h.payload_len <= cap, "payload of %u bytes", h.payload_len);
+		for (got = 0; got < h.payload_len;) {
+			ssize_t r = recv(fd, payload + got, h.payload_len - got, 0);
+			CHECK(r > 0, "recv payload");
+			got += (size_t)r;
+		}
+		if (h.type == ML_FT_DATA && (h.flags & ML_FLAG_STREAM))
+			return h;
+	}
+}
+
+static void test_protocol_violation(void)
+{
+	struct proto_srv ps = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
+	struct ml_config c;
+	ml_ctx *srv;
+	ml_config_init(&c);
+	c.node_id = SRV;
+	c.on_stream = ps_stream;
+	c.cb_arg = &ps;
+	c.log = log_quiet;
+	CHECK(ml_ctx_create(&c, &srv) == ML_OK, "server");
+	CHECK(ml_listen(srv, "tcp://127.0.0.1:0") == ML_OK, "listen");
+	while (!ml_listen_port(srv, 0)) {
+		struct timespec ts = { 0, 1000000 };
+		nanosleep(&ts, NULL); /* (no event tells an application the bind happened) */
+	}
+	int fd = raw_connect(ml_listen_port(srv, 0));
+	struct ml_hello hello = { .node_id = CLI, .dest_node_id = SRV, .incarnation = 0x5eed,
+				  .min_version = 1, .max_version = 1, .max_frag_payload = 65536,
+				  .max_msg_size = 1 << 20, .window = 64 };
+	uint8_t hbuf[ML_HELLO_MAX], buf[4096];
+	uint32_t rlen;
+	size_t n = ml_hello_encode(hbuf, &hello);
+	raw_send(fd, ML_FT_HELLO, hbuf, (uint32_t)n);
+	CHECK(raw_recv(fd, buf, sizeof(buf), &rlen) == ML_FT_HELLO_ACK, "HELLO_ACK");
+	struct ml_hello ack;
+	CHECK(ml_hello_decode(buf, rlen, &ack) == ML_WIRE_OK, "HELLO_ACK payload");
+	uint64_t session = hello.incarnation ^ ack.incarnation;
+
+	/* OPEN stream 1, direction 1 (we send), chunks up to 64 KiB. */
+	uint8_t rec[24] = { 0 };
+	rec[8] = ML_STREAM_OUT;
+	ml_put32(rec + 12, 65536);
+	struct ml_frame_hdr h = { .type = ML_FT_DATA, .flags = ML_KIND_REQUEST | ML_FLAG_STREAM,
+				  .payload_len = sizeof(rec), .msg_len = sizeof(rec), .seq = 1, .tag = 1,
+				  .session = session };
+	raw_send_frame(fd, &h, rec);
+	struct ml_frame_hdr a = raw_next_stream(fd, buf, sizeof(buf));
+	CHECK((a.flags & ML_FLAG_KIND_MASK) == ML_KIND_RESPONSE && !(a.flags & ML_FLAG_ABORT) &&
+	      a.ref == 1 && a.payload_len >= 16, "the answer to the open: flags %x, ref %llu", a.flags,
+	      (unsigned long long)a.ref);
+	uint32_t credit = ml_get32(buf + 4);
+	CHECK(credit == 8, "credit %u, want the default window of 8", credit);
+
+	/* Chunk credit + 5: beyond what was granted. */
+	uint8_t chunk[16] = "out of turn";
+	h = (struct ml_frame_hdr){ .type = ML_FT_DATA, .flags = ML_KIND_ONEWAY | ML_FLAG_STREAM,
+				   .payload_len = sizeof(chunk), .msg_len = sizeof(chunk), .seq = 2,
+				   .tag = 1, .ref = credit + 5, .session = session };
+	raw_send_frame(fd, &h, chunk);
+	struct ml_frame_hdr k = raw_next_stream(fd, buf, sizeof(buf));
+	CHECK((k.flags & ML_FLAG_KIND_MASK) == ML_KIND_ONEWAY && k.ref == 0 && k.tag == (1 | 1ull << 63) &&
+	      k.payload_len > 16 && buf[0] == 2 && (int32_t)ml_get32(buf + 4) == ML_EPROTO,
+	      "want a CANCEL record with ML_EPROTO: flags %x ref %llu tag %llx type %u", k.flags,
+	      (unsigned long long)k.ref, (unsigned long long)k.tag, buf[0]);
+	buf[k.payload_len < sizeof(buf) ? k.payload_len : sizeof(buf) - 1] = 0;
+	pthread_mutex_lock(&ps.mu);
+	CHECK(check_wait(&ps.mu, &ps.cv, ps_ended, &ps, WAIT_S), "the server's end");
+	pthread_mutex_unlock(&ps.mu);
+	CHECK(ps.status == ML_EPROTO && strstr(ps.reason, "beyond credit"), "server ended %s (%s)",
+	      ml_status_name(ps.status), ps.reason);
+	struct ml_peer_stats st;
+	ml_peer *peer = ml_peer_find(srv, CLI);
+	CHECK(peer && ml_peer_stats_get(peer, &st, NULL, NULL) == ML_OK && st.paths_up == 1 &&
+	      st.streams_failed == 1 && st.streams_open == 0,
+	      "the path must stay up: %u up, %llu failed", st.paths_up, (unsigned long long)st.streams_failed);
+	close(fd);
+	ml_stream_release(ps.s);
+	ml_ctx_destroy(srv);
+	printf("  protocol: a chunk beyond credit ends the stream ML_EPROTO (\"%s\"), the peer gets "
+	       "a CANCEL record, the path stays up\n", (const char *)buf + 16);
+}
+
 int main(void)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -631,6 +769,7 @@ int main(void)
 	test_session_end();
 	test_blocking(total / 2);
 	test_compressed();
+	test_protocol_violation();
 	printf("test_streams: all scenarios passed\n");
 	return 0;
 }
