@@ -626,7 +626,7 @@ static void accept_done(void *arg, int status)
 
 /* ---- commands: every change of a stream runs on its worker ---- */
 
-static void run(struct ml_cmd_stream *c)
+void ml_stream_run_cmd(struct ml_cmd_stream *c)
 {
 	struct ml_stream *s = c->s;
 	struct ml_peer *p = s->peer;
@@ -670,11 +670,6 @@ static void run(struct ml_cmd_stream *c)
 	free(c);
 }
 
-void ml_stream_run_cmd(struct ml_cmd_stream *c)
-{
-	run(c);
-}
-
 void ml_stream_drop_cmd(struct ml_cmd_stream *c)
 {
 	/* The context stopped first: what carries a message completes like it. */
@@ -709,7 +704,7 @@ static void cmd_post(struct ml_stream *s, struct ml_cmd_stream *c)
 	c->s = s;
 	stream_get(s);
 	if (ml_on_worker_thread(s->peer->w))
-		run(c); /* from a callback: at once, which is what makes a cancel prompt */
+		ml_stream_run_cmd(c); /* from a callback: at once, which is what makes a cancel prompt */
 	else
 		ml_worker_post(s->peer->w, &c->cmd);
 }
