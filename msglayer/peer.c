@@ -438,8 +438,11 @@ static int over_limit(struct ml_peer *p, const char *fmt, ...)
 
 static void arm_session_timer(struct ml_peer *p)
 {
+	/* Messages in reassembly count too: a peer that left halves of them
+	 * behind and went away must not make us keep them for ever. */
 	if (!p->paths_up && !p->w->stopped && !ev_is_active(&p->session_timer) &&
-	    (!cds_list_empty(&p->waitq) || p->next_seq != p->oldest_unacked || p->await_count)) {
+	    (!cds_list_empty(&p->waitq) || p->next_seq != p->oldest_unacked || p->await_count ||
+	     p->reasm_msgs)) {
 		/* A repeat-less timer keeps its expired time: set it afresh. */
 		ev_now_update(p->w->loop);
 		ev_timer_set(&p->session_timer, p->ctx->cfg.session_timeout_s, 0);
