@@ -5,6 +5,8 @@
 #   make demo            the main job: the block service, a path cut under load
 #   make valgrind        unit tests, session, requests and admin tests under valgrind
 #   make bench-failover  what a dead or slow link costs, between namespaces (root)
+#   make soak            SOAK_SECONDS (300) of load from 3 client processes, random link
+#                        faults, a client killed and restarted; lost 0, dup 0, no growth
 #   make fuzz            each libFuzzer target for FUZZ_SECONDS (60) s (build-fuzz/...)
 #   make rdma-vm-test    real RDMA (soft-RoCE) in a QEMU VM: RDMA-only, RDMA+TCP failover,
 #                        ml-perf figures (root; about 80 s, 20 s more on a first run;
@@ -73,7 +75,7 @@ INTEG := $(patsubst tests/integ/%.c,$(BUILD)/tests/%,$(wildcard tests/integ/test
 INTEG_PLAIN := $(filter-out %/test_pubsub,$(INTEG))
 
 .PHONY: all deps check unit integ corosync block tooltests netns valgrind demo bench-failover \
-	rdma-vm-test install clean fuzz fuzz-build fuzz-seeds
+	rdma-vm-test install clean fuzz fuzz-build fuzz-seeds soak
 .DEFAULT_GOAL := all
 
 all: $(BUILD)/lib/libmsglayer.a $(BUILD)/lib/libmsglayer.so $(TOOLS) $(EXAMPLES)
@@ -197,6 +199,13 @@ rdma-vm-test: deps
 bench-failover: deps
 	@$(MAKE) --no-print-directory all
 	BIN=$(BUILD)/bin tests/netns/bench-failover.sh
+
+# Not part of `make check`: minutes of load with faults and restarts
+# (doc/testing.md). CI runs a minute of it built with ASan/LSan.
+SOAK_SECONDS ?= 300
+soak: deps
+	@$(MAKE) --no-print-directory all
+	@BIN=$(BUILD)/bin SOAK_SECONDS=$(SOAK_SECONDS) tests/soak/soak.sh
 
 # Under valgrind's memcheck: the unit tests, the embedded-mode tests and the
 # admin socket's (valgrind sees writes inside uninstrumented libev, which ASan
