@@ -570,6 +570,9 @@ static void test_unread_answers(unsigned port, unsigned max_open)
 	ev_io_start(loop, &r.io); /* now it reads what it was sent, to the end */
 	expect_limit(&r, "requests whose answers are never read", "max_open_requests", max_open);
 	CHECK(r.data_frames <= max_open, "%llu answers for %u requests", U(r.data_frames), max_open);
+	/* The answers it never acknowledged ended with the session. */
+	CHECK(peer_stats(50).failed == max_open, "%llu answers failed, want %u",
+	      U(peer_stats(50).failed), max_open);
 	raw_close(&r);
 	good_still_served("after unread answers");
 	printf("  unread_answers: %u requests sent, answers never read: %u served, then\n"
