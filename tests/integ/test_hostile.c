@@ -27,6 +27,10 @@
  *      reading; the sender admits exactly max_inflight + max_queued messages,
  *      then ML_EAGAIN; its counters stay there; when the reader drains and
  *      acknowledges, on_room runs once and every message completes
+ *   8. real_peer_past_limit: a msglayer client past the server's
+ *      max_open_requests: an error in the server's log, the reason in the
+ *      client's, each request completes once (ML_EPEERRESTART), and the new
+ *      session serves
  */
 #include "msglayer.h"
 #include "check.h"
@@ -85,24 +89,32 @@ static int flag_set(const void *arg)
 
 /* ---- the server's log: the tests look for the lines the doc promises ---- */
 
-static char logbuf[64][512];
-static unsigned nlog;
+struct logbuf {
+	char line[64][512];
+	unsigned n;
+};
+static struct logbuf srv_log; /* the server's */
 
 static void capture(void *arg, int level, const char *text)
 {
-	(void)arg;
-	snprintf(logbuf[nlog++ % 64], sizeof(logbuf[0]), "%s", text);
+	struct logbuf *lb = arg;
+	snprintf(lb->line[lb->n++ % 64], sizeof(lb->line[0]), "%s", text);
 	if (level <= ML_LOG_WARN && getenv("ML_TEST_VERBOSE"))
-		fprintf(stderr, "server: %s\n", text);
+		fprintf(stderr, "%s: %s\n", lb == &srv_log ? "server" : "other", text);
 }
 
 /* A line of the last 64 that holds both strings. */
-static int logged(const char *a, const char *b)
+static int logged_in(const struct logbuf *lb, const char *a, const char *b)
 {
-	for (unsigned i = 0; i < 64 && i < nlog; i++)
-		if (strstr(logbuf[i], a) && (!b || strstr(logbuf[i], b)))
+	for (unsigned i = 0; i < 64 && i < lb->n; i++)
+		if (strstr(lb->line[i], a) && (!b || strstr(lb->line[i], b)))
 			return 1;
 	return 0;
+}
+
+static int logged(const char *a, const char *b)
+{
+	return logged_in(&srv_log, a, b);
 }
 
 /* ---- the well-behaved client: up to four requests outstanding ---- */
@@ -799,6 +811,136 @@ static void test_slow_reader(void)
 	       accepted, S_LEN, S_INFLIGHT, S_QUEUED);
 }
 
+/* ======================================================================
+ * 8. real_peer_past_limit: a msglayer node past max_open_requests
+ * ====================================================================== */
+
+#define P_REQS 40
+#define P_LIMIT 16
+
+struct holder {
+	ml_request *held[P_LIMIT];
+	int nheld, hold;
+	int status[P_REQS + 5], calls[P_REQS + 5];
+};
+
+static void p_serve(void *arg, ml_peer *from, ml_request *req, const struct ml_msg *msg)
+{
+	struct holder *h = arg;
+	(void)from;
+	if (h->hold) { /* an application that does not answer (yet) */
+		CHECK(h->nheld < P_LIMIT, "request %d delivered past max_open_requests", h->nheld + 1);
+		h->held[h->nheld++] = req;
+		return;
+	}
+	struct ml_buf b = ml_buf_plain(msg->data, msg->len);
+	CHECK(ml_respond(req, &b, 1, ML_SEND_COPY, NULL, NULL) == ML_OK, "respond");
+}
+
+static struct holder hold;
+
+static void p_done(void *arg, int status, const struct ml_msg *resp)
+{
+	int i = (int)(intptr_t)arg;
+	(void)resp;
+	hold.calls[i]++;
+	hold.status[i] = status;
+}
+
+static int p_limit_hit(const void *arg)
+{
+	struct ml_peer_stats st;
+	CHECK(ml_peer_stats_get((ml_peer *)arg, &st, NULL, NULL) == ML_OK, "stats");
+	return st.limits_hit >= 1;
+}
+
+static int p_completed(const void *arg)
+{
+	int n = *(const int *)arg;
+	for (int i = 0; i < n; i++)
+		if (!hold.calls[i])
+			return 0;
+	return 1;
+}
+
+static void test_real_peer_past_limit(void)
+{
+	static struct logbuf cli_log, s2_log;
+	struct ml_config c;
+	ml_config_init(&c);
+	c.node_id = 81;
+	c.loop = loop;
+	c.on_request = p_serve;
+	c.cb_arg = &hold;
+	c.max_open_requests = P_LIMIT;
+	c.log = capture;
+	c.log_arg = &s2_log;
+	ml_ctx *s2;
+	CHECK(ml_ctx_create(&c, &s2) == ML_OK, "server context");
+	CHECK(ml_listen(s2, "tcp://127.0.0.1:0") == ML_OK, "listen");
+	char url[64];
+	snprintf(url, sizeof(url), "tcp://127.0.0.1:%u", ml_listen_port(s2, 0));
+
+	ml_config_init(&c);
+	c.node_id = 80;
+	c.loop = loop;
+	c.log = capture;
+	c.log_arg = &cli_log;
+	c.reconnect_min_s = 0.2; /* the server's application answers what it held first */
+	ml_ctx *cli;
+	CHECK(ml_ctx_create(&c, &cli) == ML_OK, "client context");
+	const char *urls[] = { url };
+	ml_peer *peer;
+	CHECK(ml_peer_add(cli, 81, urls, 1, &peer) == ML_OK, "ml_peer_add");
+	hold.hold = 1;
+	for (int i = 0; i < P_REQS; i++)
+		CHECK(ml_request_send(peer, (uint64_t)i, &(struct ml_buf){ ML_BUF_PLAIN, 0, "q", 0, 1 }, 1,
+				      ML_SEND_COPY, p_done, (void *)(intptr_t)i) == ML_OK, "send");
+	ml_peer *at_srv = NULL;
+	step = "real peer: the server ends the session past max_open_requests";
+	while (!(at_srv = ml_peer_find(s2, 80)))
+		ev_run(loop, EVRUN_ONCE);
+	run_until_pred(p_limit_hit, at_srv, WAIT_S);
+	CHECK(hold.nheld == P_LIMIT, "%d requests delivered, want %d", hold.nheld, P_LIMIT);
+	/* The application answers what it held: those answers belong to the
+	 * session that ended, and go nowhere. */
+	hold.hold = 0;
+	for (int i = 0; i < hold.nheld; i++)
+		CHECK(ml_respond(hold.held[i], NULL, 0, 0, NULL, NULL) == ML_OK, "late answer");
+
+	int n = P_REQS;
+	step = "real peer: every request completes once";
+	run_until_pred(p_completed, &n, WAIT_S);
+	for (int i = 0; i < P_REQS; i++)
+		CHECK(hold.calls[i] == 1 && hold.status[i] == ML_EPEERRESTART,
+		      "request %d: %d calls, status %s (want ML_EPEERRESTART: the server started over)", i,
+		      hold.calls[i], ml_strerror(hold.status[i]));
+	CHECK(logged_in(&s2_log, "peer 80:", "max_open_requests") && logged_in(&s2_log, "peer 80:", "ML_ELIMIT"),
+	      "no error logged at the server");
+	CHECK(logged_in(&cli_log, "peer 81 path 0", "max_open_requests"),
+	      "no line at the client with the server's reason");
+
+	/* The new session serves. */
+	for (int i = P_REQS; i < P_REQS + 5; i++)
+		CHECK(ml_request_send(peer, (uint64_t)i, &(struct ml_buf){ ML_BUF_PLAIN, 0, "q", 0, 1 }, 1,
+				      ML_SEND_COPY, p_done, (void *)(intptr_t)i) == ML_OK, "send");
+	n = P_REQS + 5;
+	step = "real peer: the new session serves";
+	run_until_pred(p_completed, &n, WAIT_S);
+	for (int i = P_REQS; i < P_REQS + 5; i++)
+		CHECK(hold.calls[i] == 1 && hold.status[i] == ML_OK, "request %d after: %s", i,
+		      ml_strerror(hold.status[i]));
+	struct ml_peer_stats st;
+	CHECK(ml_peer_stats_get(at_srv, &st, NULL, NULL) == ML_OK && st.limits_hit == 1,
+	      "limits_hit %llu", U(st.limits_hit));
+	ml_ctx_destroy(cli);
+	ml_ctx_destroy(s2);
+	printf("  real_peer_past_limit: a msglayer client sends %d requests to a server that holds them\n"
+	       "    (max_open_requests %d): an error logged at the server, the reason at the client,\n"
+	       "    every request completes once with ML_EPEERRESTART; the next session serves\n",
+	       P_REQS, P_LIMIT);
+}
+
 int main(void)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -813,6 +955,7 @@ int main(void)
 	c.loop = loop;
 	c.on_request = echo;
 	c.log = capture;
+	c.log_arg = &srv_log;
 	c.log_level = ML_LOG_INFO;
 	c.max_reasm_msgs = max_msgs;
 	c.max_reasm_bytes = max_bytes;
@@ -847,6 +990,7 @@ int main(void)
 	test_unread_answers(port, max_open);
 	test_handshakes(port, max_hs);
 	test_slow_reader();
+	test_real_peer_past_limit();
 
 	struct ml_peer_stats st;
 	CHECK(ml_peer_stats_get(good.peer, &st, NULL, NULL) == ML_OK, "stats");
