@@ -57,12 +57,13 @@ faults() {
 	(( n < 1 )) && n=1
 	for (( i = 0; i < n; i++ )); do
 		at=$(( 1 + RANDOM % (d - 6) )).$(( RANDOM % 10 ))
-		local path=$(( RANDOM % 2 )) dur=$(( 3 + RANDOM % 18 ))
+		local path=$(( RANDOM % 2 )) tenths=$(( 3 + RANDOM % 18 ))
+		local dur=$(( tenths / 10 )).$(( tenths % 10 ))  # 0.3 to 2.0 s
 		case $(( RANDOM % 6 )) in
 		0) args+=(--fault "at=$at,path=$path,kind=reset") ;;
 		1) args+=(--fault "at=$at,path=$path,kind=shutdown") ;;
-		2) args+=(--fault "at=$at,path=$path,kind=blackhole,for=0.$dur") ;;
-		3) args+=(--fault "at=$at,path=$path,kind=blackhole-tx,for=0.$dur") ;;
+		2) args+=(--fault "at=$at,path=$path,kind=blackhole,for=$dur") ;;
+		3) args+=(--fault "at=$at,path=$path,kind=blackhole-tx,for=$dur") ;;
 		4) args+=(--fault "at=$at,path=$path,kind=drop,value=0.05,for=2") ;;
 		5) args+=(--fault "at=$at,path=$path,kind=delay,value=0.02,for=2") ;;
 		esac
