@@ -91,9 +91,12 @@ T0=$(now)
 elapsed() { awk -v a="$(now)" -v b="$T0" 'BEGIN { printf "%.3f", a - b }'; }
 for i in 0 1 2; do start_client "$i" 0 "$SECS"; done
 
-# Samples of the server's resident set (for the peak); the warm-up level is
-# the one after a quarter of the run, under full load, before the first kill.
-( while kill -0 "$SERVER" 2>/dev/null; do echo "$(rss_kb "$SERVER")"; sleep 1; done ) >"$WORK/rss" &
+# Samples of the server's resident set, "seconds kB", twice a second. The
+# warm-up level is the highest from an eighth to a quarter of the run: under
+# full load, before the first kill (a single sample may catch the allocator
+# between two highs, and the end would then look like growth).
+( while kill -0 "$SERVER" 2>/dev/null; do echo "$(elapsed) $(rss_kb "$SERVER")"; sleep 0.5; done ) \
+	>"$WORK/rss" &
 RSS_SAMPLER=$!
 PIDS+=("$RSS_SAMPLER")
 
@@ -102,7 +105,8 @@ run=0
 echo "soak: $SECS s, seed $SEED, 3 clients ($URLS), client 0 restarted every $(( SECS / 4 )) s"
 for q in 1 2 3; do
 	sleep "$(awk -v s="$SECS" -v q="$q" -v e="$(elapsed)" 'BEGIN { t = s * q / 4 - e; printf "%.3f", (t > 0 ? t : 0) }')"
-	[ "$q" = 1 ] && WARM_RSS=$(rss_kb "$SERVER")
+	[ "$q" = 1 ] && WARM_RSS=$(awk -v from="$(( SECS / 8 ))" '$1 >= from && $2 > m { m = $2 }
+		END { print m + 0 }' "$WORK/rss")
 	kill -9 "${PIDS[0]}" 2>/dev/null && wait "${PIDS[0]}" 2>/dev/null
 	RESTARTS=$(( RESTARTS + 1 ))
 	run=$(( run + 1 ))
@@ -116,7 +120,7 @@ done
 st=0
 for i in 0 1 2; do wait "${PIDS[i]}" || st=1; done
 END_RSS=$(rss_kb "$SERVER")
-PEAK_RSS=$(sort -n "$WORK/rss" | tail -1)
+PEAK_RSS=$(awk '$2 > m { m = $2 } END { print m + 0 }' "$WORK/rss")
 kill -TERM "$SERVER"
 wait "$SERVER"
 SERVER_RC=$?
@@ -138,9 +142,21 @@ for f in "$WORK/c0.$run.json" "$WORK/c1.0.json" "$WORK/c2.0.json"; do
 	jq -e '.failed == 0' "$f" >/dev/null || fail "$(basename "$f"): failed: $(jq -c .errors "$f")"
 done
 [ $st -eq 0 ] || fail "a client exited with an error (see above)"
-# "ml-perf server: stopped by signal 15; N messages, D duplicates, M malformed"
+# "ml-perf server: stopped by signal 15; N messages, D duplicates, M malformed; answers failed:
+# ML_EPEERRESTART 12, ML_ECANCELED 1" (or "none")
 SRV_MSGS=$(sed -n 's/.*; \([0-9]*\) messages, .*/\1/p' "$WORK/server.log")
 SRV_DUPS=$(sed -n 's/.* \([0-9]*\) duplicates.*/\1/p' "$WORK/server.log")
+SRV_ANSWERS=$(sed -n 's/.*; answers failed: \(.*\)$/\1/p' "$WORK/server.log")
+# The answers owed to a killed client fail when its new incarnation connects
+# (ML_EPEERRESTART); the last acknowledgements of a client that exits are
+# never sent (doc/api.md, known problems), so its last answers end with the
+# server (ML_ECANCELED) or the session timeout (ML_ETIMEDOUT). Nothing else.
+for item in ${SRV_ANSWERS//,/ }; do
+	case $item in
+	ML_EPEERRESTART|ML_ECANCELED|ML_ETIMEDOUT|none|[0-9]*) ;;
+	*) fail "server answers failed with $item: $SRV_ANSWERS" ;;
+	esac
+done
 [ -n "$SRV_MSGS" ] || fail "the server printed no summary: $(tail -3 "$WORK/server.log")"
 [ "$SERVER_RC" -eq 0 ] || fail "the server exited with $SERVER_RC: $(grep -m3 -E 'ERROR|leak' "$WORK/server.log")"
 [ "$LOST" -eq 0 ] || fail "$LOST requests lost"
@@ -152,7 +168,9 @@ echo "soak summary: $SECS s, seed $SEED"
 echo "  requests completed $COMPLETED (runs not killed), served by the server $SRV_MSGS (all runs)"
 echo "  faults injected $FAULTS, client restarts $RESTARTS, frames resent $RESENT"
 echo "  lost $LOST, duplicated $DUP (server: ${SRV_DUPS:-?}), failed $FAILS"
-echo "  server rss: after warm-up $WARM_RSS kB, peak $PEAK_RSS kB, end $END_RSS kB (limit $LIMIT kB)"
+echo "  server answers that failed (their session ended first): ${SRV_ANSWERS:-?}"
+echo "  server rss: after warm-up $WARM_RSS kB (highest from $(( SECS / 8 )) to $(( SECS / 4 )) s)," \
+	"peak $PEAK_RSS kB, end $END_RSS kB (limit $LIMIT kB)"
 if [ $FAILED -ne 0 ]; then
 	for f in "$WORK"/c*.log; do echo "--- $(basename "$f")"; tail -3 "$f"; done
 	echo "--- server.log"; tail -5 "$WORK/server.log"
