@@ -5,6 +5,7 @@
 #   make demo            the main job: the block service, a path cut under load
 #   make valgrind        unit tests, session, requests and admin tests under valgrind
 #   make bench-failover  what a dead or slow link costs, between namespaces (root)
+#   make bench-compress  what LZ4 and zstd give on a 1 Gbit/s link (root)
 #   make soak            SOAK_SECONDS (300) of load from 3 client processes, random link
 #                        faults, a client killed and restarted; lost 0, dup 0, no growth
 #   make fuzz            each libFuzzer target for FUZZ_SECONDS (60) s (build-fuzz/...)
@@ -37,12 +38,12 @@ export BLOCK_TEST_IOS ?= 30000
 endif
 export UBSAN_OPTIONS ?= print_stacktrace=1
 
-PKGS := liburcu-bp liburcu-cds libisal libcrypto
+PKGS := liburcu-bp liburcu-cds libisal libcrypto liblz4 libzstd
 # clang and its runtimes (libFuzzer is in libclang-rt, only recommended by clang)
 # are for make fuzz.
 DEPS_DEBIAN := gcc make pkg-config libev-dev liburcu-dev libisal-dev libssl-dev libcmocka-dev valgrind \
 	corosync libcpg-dev libquorum-dev libcmap-dev libcorosync-common-dev iproute2 iptables jq \
-	clang libclang-rt-14-dev libibverbs-dev librdmacm-dev
+	clang libclang-rt-14-dev libibverbs-dev librdmacm-dev liblz4-dev libzstd-dev
 
 WARNINGS := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 	-Wno-missing-field-initializers
@@ -74,7 +75,7 @@ INTEG := $(patsubst tests/integ/%.c,$(BUILD)/tests/%,$(wildcard tests/integ/test
 # test_pubsub needs a private Corosync: tests/corosync/test_pubsub.sh starts one.
 INTEG_PLAIN := $(filter-out %/test_pubsub,$(INTEG))
 
-.PHONY: all deps check unit integ corosync block tooltests netns valgrind demo bench-failover \
+.PHONY: all deps check unit integ corosync block tooltests netns valgrind demo bench-failover bench-compress \
 	rdma-vm-test install clean fuzz fuzz-build fuzz-seeds soak
 .DEFAULT_GOAL := all
 
@@ -199,6 +200,10 @@ rdma-vm-test: deps
 bench-failover: deps
 	@$(MAKE) --no-print-directory all
 	BIN=$(BUILD)/bin tests/netns/bench-failover.sh
+
+bench-compress: deps
+	@$(MAKE) --no-print-directory all
+	BIN=$(BUILD)/bin tests/netns/bench-compress.sh
 
 # Not part of `make check`: minutes of load with faults and restarts
 # (doc/testing.md). CI runs a minute of it built with ASan/LSan.

@@ -30,7 +30,12 @@
  *   8. real_peer_past_limit: a msglayer client past the server's
  *      max_open_requests: an error in the server's log, the reason in the
  *      client's, each request completes once (ML_EPEERRESTART), and the new
- *      session serves
+ *      session serves; on plain paths, then on encrypted ones (the CLOSE is
+ *      sealed like every byte after the handshake)
+ *
+ * tests/integ/raw.h's raw client blocks on its reads, for a server on worker
+ * threads; here the server is on the test's own loop, so the raw peers below
+ * are driven by that loop.
  */
 #include "msglayer.h"
 #include "check.h"
@@ -863,11 +868,17 @@ static int p_completed(const void *arg)
 	return 1;
 }
 
-static void test_real_peer_past_limit(void)
+/* protect: the paths' protection (with a key): the CLOSE goes sealed too. */
+static void test_real_peer_past_limit(int protect, const char *key_file)
 {
 	static struct logbuf cli_log, s2_log;
+	memset(&hold, 0, sizeof(hold));
+	memset(&cli_log, 0, sizeof(cli_log));
+	memset(&s2_log, 0, sizeof(s2_log));
 	struct ml_config c;
 	ml_config_init(&c);
+	c.protect = protect;
+	c.key_file = key_file;
 	c.node_id = 81;
 	c.loop = loop;
 	c.on_request = p_serve;
@@ -883,6 +894,8 @@ static void test_real_peer_past_limit(void)
 
 	ml_config_init(&c);
 	c.node_id = 80;
+	c.protect = protect;
+	c.key_file = key_file;
 	c.loop = loop;
 	c.log = capture;
 	c.log_arg = &cli_log;
@@ -935,10 +948,10 @@ static void test_real_peer_past_limit(void)
 	      "limits_hit %llu", U(st.limits_hit));
 	ml_ctx_destroy(cli);
 	ml_ctx_destroy(s2);
-	printf("  real_peer_past_limit: a msglayer client sends %d requests to a server that holds them\n"
-	       "    (max_open_requests %d): an error logged at the server, the reason at the client,\n"
-	       "    every request completes once with ML_EPEERRESTART; the next session serves\n",
-	       P_REQS, P_LIMIT);
+	printf("  real_peer_past_limit (paths %s): a msglayer client sends %d requests to a server\n"
+	       "    that holds them (max_open_requests %d): an error logged at the server, the reason\n"
+	       "    at the client, every request completes once with ML_EPEERRESTART; the next session\n"
+	       "    serves\n", ml_protect_name(protect), P_REQS, P_LIMIT);
 }
 
 int main(void)
@@ -990,7 +1003,17 @@ int main(void)
 	test_unread_answers(port, max_open);
 	test_handshakes(port, max_hs);
 	test_slow_reader();
-	test_real_peer_past_limit();
+	test_real_peer_past_limit(ML_PROTECT_NONE, NULL);
+	char dir[] = "/tmp/ml-hostile-XXXXXX", key[64];
+	CHECK(mkdtemp(dir), "mkdtemp: %s", strerror(errno));
+	snprintf(key, sizeof(key), "%s/key", dir);
+	int kfd = open(key, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	const char *hex = "3333333333333333333333333333333333333333333333333333333333333333\n";
+	CHECK(kfd >= 0 && write(kfd, hex, strlen(hex)) == (ssize_t)strlen(hex) && close(kfd) == 0,
+	      "key file: %s", strerror(errno));
+	test_real_peer_past_limit(ML_PROTECT_ENCRYPT, key);
+	unlink(key);
+	rmdir(dir);
 
 	struct ml_peer_stats st;
 	CHECK(ml_peer_stats_get(good.peer, &st, NULL, NULL) == ML_OK, "stats");
