@@ -188,7 +188,7 @@ struct raw {
 	int fd;
 	uint32_t node;
 	uint64_t session;
-	uint8_t in[1 << 18];
+	uint8_t in[ML_WIRE_HDR_LEN + 2 * F]; /* the server sends frames of at most F */
 	size_t in_len;
 	int acked;      /* HELLO_ACK received */
 	int pongs;      /* PONGs received */
@@ -369,7 +369,7 @@ static struct ml_peer_stats peer_stats(uint32_t node)
 static void one_bad_frame(unsigned port, uint32_t node, const uint8_t *frame, size_t len,
 			  const char *what, const char *reason)
 {
-	struct raw r;
+	static struct raw r; /* 128 KiB each: not on the stack */
 	raw_connect(&r, port, node);
 	raw_send(&r, frame, len);
 	wait_eof(&r, what);
@@ -383,11 +383,12 @@ static void one_bad_frame(unsigned port, uint32_t node, const uint8_t *frame, si
 static void test_bad_frames(unsigned port)
 {
 	uint8_t buf[256];
+	memset(buf, 0, sizeof(buf));
 	for (int i = 0; i < 64; i++)
 		buf[i] = (uint8_t)(0x5a ^ (i * 37));
 	one_bad_frame(port, 10, buf, 64, "garbage after the handshake", "bad magic");
 
-	struct raw tmp = { .session = 0 };
+	static struct raw tmp; /* session 0: refused before the session is looked at */
 	struct ml_frame_hdr h = { .type = ML_FT_DATA, .flags = ML_KIND_ONEWAY, .seq = 1,
 				  .payload_len = 1u << 30, .msg_len = 1u << 30 };
 	ml_frame_encode(buf, &h);
@@ -431,7 +432,7 @@ static void trickle_cb(struct ev_loop *l, ev_timer *t, int revents)
 static void test_half_frames(unsigned port, double frame_timeout_s)
 {
 	static uint8_t frame[ML_WIRE_HDR_LEN + F];
-	struct raw r;
+	static struct raw r;
 
 	/* (a) the header and half the payload, then nothing */
 	raw_connect(&r, port, 20);
@@ -501,7 +502,7 @@ static void expect_limit(struct raw *r, const char *what, const char *limit, uin
 
 static void test_fragment_floods(unsigned port, unsigned max_msgs, uint64_t max_bytes)
 {
-	struct raw r;
+	static struct raw r;
 	raw_connect(&r, port, 30);
 	unsigned sent = flood(&r, F + 1, 100000);
 	expect_limit(&r, "flood of fragments of F + 1 bytes", "max_reasm_msgs", 0);
@@ -540,7 +541,7 @@ static void park(struct raw *r, unsigned n)
 
 static void test_ctx_reassembly(unsigned port)
 {
-	struct raw a, b, c;
+	static struct raw a, b, c;
 	/* A holds 3 MiB (under its own 4 MiB), B would bring the whole to 6 MiB. */
 	raw_connect(&a, port, 40);
 	park(&a, 3);
@@ -573,7 +574,7 @@ static void test_ctx_reassembly(unsigned port)
 
 static void test_unread_answers(unsigned port, unsigned max_open)
 {
-	struct raw r;
+	static struct raw r;
 	raw_connect(&r, port, 50);
 	ev_io_stop(loop, &r.io); /* it stops reading */
 	uint8_t frame[ML_WIRE_HDR_LEN + 8];
@@ -603,7 +604,7 @@ static void test_unread_answers(unsigned port, unsigned max_open)
 
 static void test_handshakes(unsigned port, unsigned max_hs)
 {
-	struct raw r[8];
+	static struct raw r[8];
 	CHECK(max_hs + 1 <= 8, "max_handshakes %u: too many sockets for the test", max_hs);
 	for (unsigned i = 0; i <= max_hs; i++) {
 		memset(&r[i], 0, sizeof(r[i]));
@@ -747,7 +748,7 @@ static void test_slow_reader(void)
 	const char *urls[] = { url };
 	snprintf(url, sizeof(url), "tcp://127.0.0.1:%u", ntohs(sa.sin_port));
 	CHECK(ml_peer_add(cli, 70, urls, 1, &s.peer) == ML_OK, "ml_peer_add");
-	struct raw r;
+	static struct raw r;
 	raw_accept(&r, lfd, 70);
 
 	/* The reader reads nothing from here on: send until refused. */
