@@ -107,6 +107,11 @@ static ml_ctx *context_new(uint8_t opts)
 	c.path_down_s = 3600;
 	c.all_silent_down_s = 3600;
 	c.session_timeout_s = 3600;
+	c.frame_timeout_s = 3600;
+	/* Limits an input can reach, so that the CLOSE(ML_ELIMIT) and the end
+	 * of the session behind it are fuzzed too (section 8). */
+	c.max_reasm_msgs = 4;
+	c.max_open_requests = 8;
 	c.accept_unknown_peers = !(opts & FZ_HS_KNOWN_ONLY);
 	c.on_request = on_request;
 	c.log = on_log;
