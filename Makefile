@@ -6,6 +6,7 @@
 #   make valgrind        unit tests, session, requests and admin tests under valgrind
 #   make bench-failover  what a dead or slow link costs, between namespaces (root)
 #   make bench-compress  what LZ4 and zstd give on a 1 Gbit/s link (root)
+#   make bench-protect   what protect = mac / encrypt cost, over loopback
 #   make soak            SOAK_SECONDS (300) of load from 3 client processes, random link
 #                        faults, a client killed and restarted; lost 0, dup 0, no growth
 #   make fuzz            each libFuzzer target for FUZZ_SECONDS (60) s (build-fuzz/...)
@@ -75,7 +76,7 @@ INTEG := $(patsubst tests/integ/%.c,$(BUILD)/tests/%,$(wildcard tests/integ/test
 # test_pubsub needs a private Corosync: tests/corosync/test_pubsub.sh starts one.
 INTEG_PLAIN := $(filter-out %/test_pubsub,$(INTEG))
 
-.PHONY: all deps check unit integ corosync block tooltests netns valgrind demo bench-failover bench-compress \
+.PHONY: all deps check unit integ corosync block tooltests netns valgrind demo bench-failover bench-compress bench-protect \
 	rdma-vm-test install clean fuzz fuzz-build fuzz-seeds soak
 .DEFAULT_GOAL := all
 
@@ -204,6 +205,10 @@ bench-failover: deps
 bench-compress: deps
 	@$(MAKE) --no-print-directory all
 	BIN=$(BUILD)/bin tests/netns/bench-compress.sh
+
+bench-protect: deps
+	@$(MAKE) --no-print-directory all
+	BIN=$(BUILD)/bin tests/bench/bench-protect.sh
 
 # Not part of `make check`: minutes of load with faults and restarts
 # (doc/testing.md). CI runs a minute of it built with ASan/LSan.
