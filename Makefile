@@ -8,6 +8,8 @@
 #   make bench-compress  what LZ4 and zstd give on a 1 Gbit/s link (root)
 #   make bench-protect   what protect = mac / encrypt cost, over loopback
 #   make bench-streams   1 GiB streams both ways next to requests: rate, request latency, cancels
+#   make soak            SOAK_SECONDS (300) of load from 3 client processes, random link
+#                        faults, a client killed and restarted; lost 0, dup 0, no growth
 #   make fuzz            each libFuzzer target for FUZZ_SECONDS (60) s (build-fuzz/...)
 #   make rdma-vm-test    real RDMA (soft-RoCE) in a QEMU VM: RDMA-only, RDMA+TCP failover,
 #                        ml-perf figures (root; about 80 s, 20 s more on a first run;
@@ -76,8 +78,8 @@ INTEG := $(patsubst tests/integ/%.c,$(BUILD)/tests/%,$(wildcard tests/integ/test
 # test_pubsub needs a private Corosync: tests/corosync/test_pubsub.sh starts one.
 INTEG_PLAIN := $(filter-out %/test_pubsub,$(INTEG))
 
-.PHONY: all deps check unit integ corosync block tooltests netns valgrind demo bench-failover bench-compress bench-protect bench-streams \
-	rdma-vm-test install clean fuzz fuzz-build fuzz-seeds
+.PHONY: all deps check unit integ corosync block tooltests netns valgrind demo bench-failover bench-compress \
+	bench-protect bench-streams rdma-vm-test install clean fuzz fuzz-build fuzz-seeds soak
 .DEFAULT_GOAL := all
 
 all: $(BUILD)/lib/libmsglayer.a $(BUILD)/lib/libmsglayer.so $(TOOLS) $(EXAMPLES)
@@ -217,13 +219,20 @@ bench-streams: deps
 	@$(MAKE) --no-print-directory $(BUILD)/tests/bench_streams
 	$(BUILD)/tests/bench_streams
 
+# Not part of `make check`: minutes of load with faults and restarts
+# (doc/testing.md). CI runs a minute of it built with ASan/LSan.
+SOAK_SECONDS ?= 300
+soak: deps
+	@$(MAKE) --no-print-directory all
+	@BIN=$(BUILD)/bin SOAK_SECONDS=$(SOAK_SECONDS) tests/soak/soak.sh
+
 # Under valgrind's memcheck: the unit tests, the embedded-mode tests and the
 # admin socket's (valgrind sees writes inside uninstrumented libev, which ASan
 # does not; the loopback load test runs under the sanitizers instead).
 # test_failover is time-driven (about 20 s, under valgrind too).
 VALGRIND_TESTS := $(UNIT) $(BUILD)/tests/test_session $(BUILD)/tests/test_requests \
 	$(BUILD)/tests/test_admin $(BUILD)/tests/test_failover $(BUILD)/tests/test_auth \
-	$(BUILD)/tests/test_streams
+	$(BUILD)/tests/test_streams $(BUILD)/tests/test_hostile
 valgrind: deps
 	@$(MAKE) --no-print-directory $(VALGRIND_TESTS)
 	@fail=0; for t in $(VALGRIND_TESTS); do echo "== valgrind $$t"; \

@@ -145,6 +145,7 @@ static void peer_json(struct ml_json *j, ml_peer *peer, struct ml_path_stats *ps
 	ml_json_u64(j, "failed", st.failed);
 	ml_json_u64(j, "restarts", st.restarts);
 	ml_json_u64(j, "declared_down", st.declared_down);
+	ml_json_u64(j, "limits_hit", st.limits_hit);
 	ml_json_u64(j, "compressed_msgs", st.compressed_msgs);
 	ml_json_u64(j, "compressed_in", st.compressed_in);
 	ml_json_u64(j, "compressed_out", st.compressed_out);

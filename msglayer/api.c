@@ -424,7 +424,7 @@ uint32_t ml_peer_node_id(const ml_peer *peer)
 /* The copies below go word by word over runs of uint64_t counters. */
 _Static_assert((sizeof(struct ml_peer_stats) - offsetof(struct ml_peer_stats, msgs_sent)) %
 			       sizeof(uint64_t) == 0 &&
-		       offsetof(struct ml_peer_stats, stream_bytes_recv) + sizeof(uint64_t) ==
+		       offsetof(struct ml_peer_stats, limits_hit) + sizeof(uint64_t) ==
 			       sizeof(struct ml_peer_stats),
 	       "ml_peer_stats must end with its run of uint64_t counters");
 _Static_assert(offsetof(struct ml_path_stats, rtt_us) - offsetof(struct ml_path_stats, frames_sent) ==

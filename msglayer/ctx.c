@@ -56,6 +56,12 @@ void ml_config_init(struct ml_config *cfg)
 	cfg->max_queued_msgs = 8192;
 	cfg->max_queued_bytes = 256ull << 20;
 	cfg->max_peers = 4096;
+	/* max_reasm_bytes and max_reasm_msgs stay 0: derived in config_complete. */
+	cfg->max_ctx_reasm_bytes = 1ull << 30;
+	cfg->max_open_requests = 16384;
+	cfg->max_handshakes = 1024;
+	cfg->handshake_timeout_s = 5.0;
+	cfg->frame_timeout_s = 10.0;
 	cfg->path_max_outstanding = 8ull << 20;
 	cfg->sched_policy = ML_SCHED_ADAPTIVE;
 	cfg->reconnect_min_s = 0.01;
@@ -89,6 +95,13 @@ static int config_complete(struct ml_config *c)
 #define DEF(f) if (!c->f) c->f = d.f
 	DEF(max_frag_payload); DEF(max_msg_size); DEF(max_inflight_msgs); DEF(max_inflight_bytes);
 	DEF(max_queued_msgs); DEF(max_queued_bytes); DEF(path_max_outstanding); DEF(max_peers);
+	/* These defaults follow the limits they derive from, as the caller set them. */
+	if (!c->max_reasm_bytes)
+		c->max_reasm_bytes = 2 * c->max_inflight_bytes + c->max_msg_size;
+	if (!c->max_reasm_msgs)
+		c->max_reasm_msgs = c->max_inflight_msgs;
+	DEF(max_ctx_reasm_bytes); DEF(max_open_requests); DEF(max_handshakes);
+	DEF(handshake_timeout_s); DEF(frame_timeout_s);
 	DEF(reconnect_min_s); DEF(reconnect_max_s); DEF(session_timeout_s);
 	DEF(heartbeat_interval_s); DEF(all_silent_down_s); DEF(probation_s); DEF(flap_window_s);
 	DEF(flap_hold_max_s); DEF(tcp_user_timeout_s);
@@ -103,6 +116,7 @@ static int config_complete(struct ml_config *c)
 	    !(c->session_timeout_s > 0) || !(c->heartbeat_interval_s >= 0.001) ||
 	    !(c->path_down_s >= 0) || !(c->all_silent_down_s > 0) || !(c->probation_s > 0) ||
 	    !(c->flap_window_s > 0) || !(c->flap_hold_max_s > 0) || !(c->tcp_user_timeout_s >= 0.1) ||
+	    !(c->handshake_timeout_s > 0) || !(c->frame_timeout_s > 0) ||
 	    c->protect < ML_PROTECT_NONE || c->protect > ML_PROTECT_ENCRYPT ||
 	    c->stream_chunk_max < 4096 || c->stream_window > 65536)
 		return ML_EINVAL; /* (written so that NaN fails too) */

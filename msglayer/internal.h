@@ -190,6 +190,7 @@ struct ml_path {
 	unsigned failures;     /* consecutive failed connects (backoff) */
 	unsigned seed;
 	ev_tstamp last_rx;     /* when anything was last received */
+	ev_tstamp part_since;  /* a frame begun and not yet whole since then (0: none) */
 	int beat_since_up;     /* a PING received since the handshake completed */
 	ev_tstamp last_beat;   /* when our heartbeat timer last ran (loop lag check) */
 	uint64_t peer_beat_ns; /* send time (peer's clock) of the newest PING received */
@@ -294,7 +295,9 @@ struct ml_peer {
 	struct cds_list_head open_requests; /* ml_request delivered, not yet answered */
 	struct ml_rxwin rx;
 	struct ml_reasm **reasm;     /* seq & rx mask -> message being reassembled */
-	uint64_t reasm_bytes;
+	uint64_t reasm_bytes;        /* msg_len of each message in reassembly, summed */
+	uint32_t reasm_msgs;         /* messages in reassembly */
+	uint32_t requests_held;      /* requests delivered whose response is not complete */
 	int ack_due;                 /* deliveries (or duplicates) not yet acknowledged */
 	int dirty;
 	struct cds_list_head dirty_link;
@@ -361,6 +364,8 @@ struct ml_worker {
 	struct cds_list_head dirty_peers;
 	struct cds_list_head dirty_paths;
 	struct cds_list_head greetings;
+	unsigned ngreetings;        /* on greetings (cfg.max_handshakes) */
+	int greet_refusing;         /* refusing handshakes past the limit: logged once per episode */
 	struct ml_listener *listeners;
 	int stopped;
 };
@@ -379,6 +384,7 @@ struct ml_ctx {
 	struct ml_wire_limits limits;
 	struct ml_admin *admin;     /* cfg.admin_socket's server, or NULL */
 	struct ml_keyring keys;     /* cfg.key_file's keys: none, authentication is off */
+	uint64_t reasm_bytes;       /* every peer's reasm_bytes, summed (atomic: all workers) */
 };
 
 /* ctx.c */
@@ -439,6 +445,9 @@ struct ml_path *ml_path_new(struct ml_peer *p, int outbound, unsigned origin_idx
 void ml_path_start_connect(struct ml_path *path);
 void ml_path_attach(struct ml_path *path, const struct ml_cmd_attach *ca);
 void ml_path_fail(struct ml_path *path, int status, const char *why);
+/* Best effort: a CLOSE(status, why) if the stream is at a frame boundary and
+ * the socket takes it at once; the caller fails the path next. */
+void ml_path_send_close(struct ml_path *path, int status, const char *why);
 void ml_path_free(struct ml_path *path);
 void ml_path_flush(struct ml_path *path);
 int ml_path_send_ctrl(struct ml_path *path, uint8_t type, const void *payload, uint32_t len);

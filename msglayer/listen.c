@@ -15,8 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define GREETING_TIMEOUT_S 5.0
-
 int ml_listen(ml_ctx *ctx, const char *url)
 {
 	struct ml_endpoint ep;
@@ -77,6 +75,7 @@ static void greeting_end(struct ml_greeting *g, int close_fd)
 	if (close_fd)
 		g->ops->close(g->fd);
 	cds_list_del(&g->link);
+	g->w->ngreetings--;
 	free(g);
 }
 
@@ -289,7 +288,9 @@ static void on_greeting_timeout(struct ev_loop *loop, ev_timer *t, int revents)
 	struct ml_greeting *g = caa_container_of(t, struct ml_greeting, timeout);
 	(void)loop;
 	(void)revents;
-	greeting_reject(g, ML_ETIMEDOUT, "no handshake within 5 s");
+	char why[64];
+	snprintf(why, sizeof(why), "no handshake within %.1f s", g->ctx->cfg.handshake_timeout_s);
+	greeting_reject(g, ML_ETIMEDOUT, why);
 }
 
 int ml_greet(struct ml_worker *w, const struct ml_transport_ops *ops, int fd, const char *url)
@@ -303,11 +304,35 @@ int ml_greet(struct ml_worker *w, const struct ml_transport_ops *ops, int fd, co
 	g->fd = fd;
 	snprintf(g->url, sizeof(g->url), "%s", url);
 	cds_list_add(&g->link, &w->greetings);
+	w->ngreetings++;
 	ev_io_init(&g->io, on_greeting_read, g->fd, EV_READ);
 	ev_io_start(w->loop, &g->io);
-	ev_timer_init(&g->timeout, on_greeting_timeout, GREETING_TIMEOUT_S, 0);
+	ev_timer_init(&g->timeout, on_greeting_timeout, w->ctx->cfg.handshake_timeout_s, 0);
 	ev_timer_start(w->loop, &g->timeout);
 	return 0;
+}
+
+/* Connections that never finish their handshake each hold a socket until
+ * handshake_timeout_s: past max_handshakes of them, a new one is told why
+ * and closed at once (logged once per episode: a flood would flood the log). */
+static void refuse_handshake(struct ml_listener *l, int fd, const char *url)
+{
+	struct ml_worker *w = &l->ctx->workers[0];
+	char why[80];
+	snprintf(why, sizeof(why), "%u handshakes in progress (max_handshakes)", w->ngreetings);
+	uint8_t frame[ML_WIRE_HDR_LEN + 4 + sizeof(why)];
+	size_t wl = strlen(why);
+	struct ml_frame_hdr h = { .type = ML_FT_CLOSE, .payload_len = (uint32_t)(4 + wl) };
+	ml_frame_encode(frame, &h);
+	ml_put32(frame + ML_WIRE_HDR_LEN, (uint32_t)ML_ELIMIT);
+	memcpy(frame + ML_WIRE_HDR_LEN + 4, why, wl);
+	struct iovec v = { frame, ML_WIRE_HDR_LEN + 4 + wl };
+	if (l->ops->writev(fd, &v, 1) < 0)
+		ml_log(l->ctx, ML_LOG_DEBUG, "close frame to %s not sent: %s", url, strerror(errno));
+	l->ops->close(fd);
+	if (!w->greet_refusing)
+		ml_log(l->ctx, ML_LOG_WARN, "refusing connections (the first from %s): %s", url, why);
+	w->greet_refusing = 1;
 }
 
 static void on_accept(struct ev_loop *loop, ev_io *io, int revents)
@@ -324,7 +349,13 @@ static void on_accept(struct ev_loop *loop, ev_io *io, int revents)
 				ml_log(l->ctx, ML_LOG_WARN, "accept: %s", strerror(errno));
 			return;
 		}
-		if (ml_greet(&l->ctx->workers[0], l->ops, fd, url)) {
+		struct ml_worker *w = &l->ctx->workers[0];
+		if (w->ngreetings >= l->ctx->cfg.max_handshakes) {
+			refuse_handshake(l, fd, url);
+			continue;
+		}
+		w->greet_refusing = 0;
+		if (ml_greet(w, l->ops, fd, url)) {
 			l->ops->close(fd); /* no memory to greet it: the connector retries */
 			return;
 		}

@@ -52,7 +52,8 @@ enum ml_status {
 	ML_EDEADLINE = -18,   /* the request's deadline passed before its response came */
 	ML_EAUTH = -19,       /* the peer failed authentication (no, another or a wrong cluster key) */
 	ML_EKEY = -20,        /* the cluster key file is missing, malformed or readable by others */
-	ML_ELIMIT = -21,      /* a configured limit is reached (max_peers, max_streams) */
+	ML_ELIMIT = -21,      /* a configured limit is reached (max_peers, max_streams, or a limit
+	                         on what a peer may make us hold: the session was closed) */
 };
 
 /* Text for any status above (never NULL; unknown codes get a generic text). */
@@ -173,6 +174,22 @@ struct ml_config {
 	uint64_t path_max_outstanding;/* per path: bytes written, not yet acked (8 MiB) */
 	uint32_t max_peers;           /* peers (sessions) per context (4096): a node that connects
 	                                 beyond it is refused, ml_peer_add fails with ML_ELIMIT */
+	/* What a peer may make us hold (doc/security.md): past one of these the
+	 * peer gets CLOSE(ML_ELIMIT) on every path, the session ends and what
+	 * was outstanding to it completes with ML_ELIMIT. */
+	uint64_t max_reasm_bytes;     /* per peer: bytes of the messages in reassembly
+	                                 (0: 2 x max_inflight_bytes + max_msg_size) */
+	uint32_t max_reasm_msgs;      /* per peer: messages in reassembly at once
+	                                 (0: max_inflight_msgs) */
+	uint64_t max_ctx_reasm_bytes; /* every peer together: bytes in reassembly (1 GiB) */
+	uint32_t max_open_requests;   /* per peer: requests received whose response is not yet
+	                                 acknowledged (16384) */
+	uint32_t max_handshakes;      /* accepted connections still in their handshake (1024):
+	                                 one more gets CLOSE(ML_ELIMIT) at once */
+	double handshake_timeout_s;   /* an accepted connection completes its handshake within
+	                                 this (5 s), else CLOSE(ML_ETIMEDOUT) */
+	double frame_timeout_s;       /* a frame begun on a path must be whole within this (10 s),
+	                                 else the path fails with ML_ETIMEDOUT */
 	unsigned sched_policy;        /* enum ml_sched_policy */
 	unsigned busy_poll_us;        /* after traffic, a worker polls without sleeping this long
 	                                 (0: never, the default): lower latency for a core's worth
@@ -488,6 +505,7 @@ struct ml_peer_stats {
 	uint64_t streams_refused;         /* opens refused for max_streams, here or by the peer */
 	uint64_t stream_chunks_sent, stream_bytes_sent; /* chunks acknowledged by the peer */
 	uint64_t stream_chunks_recv, stream_bytes_recv; /* chunks handed to on_chunk (in order) */
+	uint64_t limits_hit;              /* sessions closed for holding too much (ML_ELIMIT) */
 };
 
 /* Snapshot of a peer's counters and up to *npaths path entries (*npaths is

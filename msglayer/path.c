@@ -33,6 +33,7 @@ static void on_probation_end(struct ev_loop *loop, ev_timer *t, int revents);
 static void on_fault_end(struct ev_loop *loop, ev_timer *t, int revents);
 static void on_rx_release(struct ev_loop *loop, ev_timer *t, int revents);
 static void parse_frames(struct ml_path *path);
+static ssize_t path_writev(struct ml_path *path, const struct iovec *iov, unsigned n);
 static void rx_pump(struct ml_path *path, ev_tstamp now);
 
 static uint64_t mono_ns(void)
@@ -448,6 +449,7 @@ void ml_path_fail(struct ml_path *path, int status, const char *why)
 	path->tail_off = path->tail_len = 0;
 	path->ctrl_off = path->ctrl_len = 0;
 	path->rxoff = path->rxlen = 0;
+	path->part_since = 0;
 	path->greeted = 0;
 	path->connected = 0;
 	path->mark_count = 0;
@@ -455,7 +457,7 @@ void ml_path_fail(struct ml_path *path, int status, const char *why)
 	/* The caller's reason says what happened; the status adds only whose
 	 * fault it was when the peer broke the rules. */
 	char reason[160];
-	if (status == ML_EPROTO || status == ML_EVERSION || status == ML_ENODE)
+	if (status == ML_EPROTO || status == ML_EVERSION || status == ML_ENODE || status == ML_ELIMIT)
 		snprintf(reason, sizeof(reason), "%s: %s", ml_strerror(status), why);
 	else
 		snprintf(reason, sizeof(reason), "%s", why);
@@ -481,6 +483,27 @@ void ml_path_fail(struct ml_path *path, int status, const char *why)
 }
 
 /* ---- sending ---- */
+
+void ml_path_send_close(struct ml_path *path, int status, const char *why)
+{
+	/* Only between frames: after a part-written one the peer would read
+	 * the CLOSE as the rest of it. */
+	if (path->fd < 0 || path->head_written || path->tail_off < path->tail_len ||
+	    (path->ctrl_off > 0 && path->ctrl_off < path->ctrl_len) ||
+	    (path->seal && ml_seal_pending(path->seal)))
+		return;
+	uint8_t frame[ML_WIRE_HDR_LEN + 4 + 120];
+	size_t wl = strlen(why) < 120 ? strlen(why) : 120;
+	struct ml_frame_hdr h = { .type = ML_FT_CLOSE, .payload_len = (uint32_t)(4 + wl),
+				  .session = path->peer->session_id };
+	ml_frame_encode(frame, &h);
+	ml_put32(frame + ML_WIRE_HDR_LEN, (uint32_t)status);
+	memcpy(frame + ML_WIRE_HDR_LEN + 4, why, wl);
+	struct iovec v = { frame, ML_WIRE_HDR_LEN + 4 + wl };
+	if (path_writev(path, &v, 1) != (ssize_t)v.iov_len) /* sealed on a protected path */
+		ml_log(path->peer->ctx, ML_LOG_DEBUG, "peer %u path %u: CLOSE not sent whole",
+		       path->peer->node_id, path->idx);
+}
 
 int ml_path_send_ctrl(struct ml_path *path, uint8_t type, const void *payload, uint32_t len)
 {
@@ -1089,8 +1112,10 @@ static void parse_frames(struct ml_path *path)
 	/* Stream position of rxbuf[0]: rx_total - rxlen. */
 	uint64_t base = path->rx_total - path->rxlen;
 	size_t limit = (size_t)(path->rx_ready - base);
+	ev_tstamp now = ev_now(p->w->loop);
+	int whole = 0; /* frames handled in this call */
 	if (limit > path->rxoff)
-		heard(path, ev_now(p->w->loop));
+		heard(path, now);
 	while (limit > path->rxoff) {
 		struct ml_frame_hdr h;
 		const uint8_t *at = path->rxbuf + path->rxoff;
@@ -1116,12 +1141,19 @@ static void parse_frames(struct ml_path *path)
 		if (handle_frame(path, &h, at + h.hdr_len) != 0)
 			return;
 		path->rxoff += total;
+		whole++;
 		if (path->seal_rx_wait && path->greeted) {
 			if (switch_to_sealed(path) != 0)
 				return;
 			break;
 		}
 	}
+	/* Bytes are signs of life, so a peer trickling one frame that never
+	 * ends would keep the path up for nothing: its frame has a deadline. */
+	if (limit <= path->rxoff)
+		path->part_since = 0;
+	else if (whole || !path->part_since)
+		path->part_since = now;
 	if (path->rxoff == path->rxlen)
 		path->rxoff = path->rxlen = 0;
 }
@@ -1216,6 +1248,13 @@ static void on_heartbeat(struct ev_loop *loop, ev_timer *t, int revents)
 	path->last_beat = now;
 	if (late > 3 * path->peer->ctx->cfg.heartbeat_interval_s)
 		return;
+	double part_s = path->part_since ? now - path->part_since : 0;
+	if (part_s > path->peer->ctx->cfg.frame_timeout_s) {
+		char why[96];
+		snprintf(why, sizeof(why), "a frame begun %.1f s ago is still not whole", part_s);
+		ml_path_fail(path, ML_ETIMEDOUT, why);
+		return;
+	}
 	check_liveness(path, now);
 }
 

@@ -12,6 +12,7 @@
 #include "pathsched.h"
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,6 +140,8 @@ static void complete(struct ml_peer *p, struct ml_msg_out *m, int status, const 
 	ev_timer_stop(p->w->loop, &m->deadline_timer);
 	if (status != ML_OK)
 		ML_STAT_ADD(p->st.failed, 1);
+	if (m->kind == ML_KIND_RESPONSE)
+		p->requests_held--; /* the request it answers is done with */
 	if (m->kind == ML_KIND_REQUEST)
 		m->rcb(m->arg, status, resp);
 	else if (m->scb)
@@ -311,7 +314,9 @@ static void reset_receive(struct ml_peer *p)
 			free(p->reasm[i]);
 			p->reasm[i] = NULL;
 		}
+	__atomic_sub_fetch(&p->ctx->reasm_bytes, p->reasm_bytes, __ATOMIC_RELAXED);
 	p->reasm_bytes = 0;
+	p->reasm_msgs = 0;
 	memset(p->early_cancels, 0, sizeof(p->early_cancels));
 	ml_rxwin_reset(&p->rx);
 	p->ack_due = 0;
@@ -351,11 +356,11 @@ void ml_peer_cancel_all(struct ml_peer *p, int status)
 /* The session starts over: with a restarted peer (its new incarnation), or
  * after the session timeout (our new incarnation, so the peer starts over too).
  * Rule 6: what was outstanding completes with an error, never silently. */
-static void session_restart(struct ml_peer *p, struct ml_path *keep, int status)
+static void session_restart(struct ml_peer *p, struct ml_path *keep, int status, const char *why)
 {
 	ML_STAT_ADD(p->st.restarts, 1);
 	p->ended_status = status;
-	fail_paths_except(p, keep, status, status == ML_EPEERRESTART ? "peer restarted" : "session reset");
+	fail_paths_except(p, keep, status, why);
 	fail_window(p, status);
 	fail_waiting_responses(p, status);
 	ml_stream_fail_all(p, status); /* a stream lives in one session */
@@ -372,7 +377,7 @@ int ml_peer_check_incarnation(struct ml_peer *p, const struct ml_hello *h, struc
 	if (p->peer_inc && p->peer_inc != h->incarnation) {
 		ml_log(p->ctx, ML_LOG_WARN, "peer %u restarted (incarnation %016llx -> %016llx)",
 		       p->node_id, (unsigned long long)p->peer_inc, (unsigned long long)h->incarnation);
-		session_restart(p, via, ML_EPEERRESTART);
+		session_restart(p, via, ML_EPEERRESTART, "peer restarted");
 	}
 	__atomic_store_n(&p->peer_codecs, (h->flags & ML_HELLO_F_CODEC_MASK) >> ML_HELLO_F_CODEC_SHIFT,
 			 __ATOMIC_RELAXED);
@@ -390,9 +395,9 @@ int ml_peer_check_incarnation(struct ml_peer *p, const struct ml_hello *h, struc
 
 /* We give the session up: everything outstanding, sent or still queued,
  * completes with status, and the next handshake starts a new session. */
-static void session_abandon(struct ml_peer *p, int status)
+static void session_abandon(struct ml_peer *p, int status, const char *why)
 {
-	session_restart(p, NULL, status);
+	session_restart(p, NULL, status, why);
 	fail_waitq(p, status);
 	ev_timer_stop(p->w->loop, &p->session_timer);
 	/* The peer may still hold our old session; a new incarnation makes it
@@ -411,7 +416,7 @@ static void on_session_timer(struct ev_loop *loop, ev_timer *t, int revents)
 		return;
 	ml_log(p->ctx, ML_LOG_WARN, "peer %u: no path for %.1f s: failing outstanding sends",
 	       p->node_id, p->ctx->cfg.session_timeout_s);
-	session_abandon(p, ML_ETIMEDOUT);
+	session_abandon(p, ML_ETIMEDOUT, "session reset");
 }
 
 /* A membership service said the node is gone (ml_peer_declare_down): no
@@ -424,13 +429,36 @@ void ml_peer_declared_down(struct ml_peer *p, const char *why)
 	ml_log(p->ctx, ML_LOG_WARN, "peer %u declared down (%s): failing outstanding sends",
 	       p->node_id, why);
 	ML_STAT_ADD(p->st.declared_down, 1);
-	session_abandon(p, ML_EPEERDOWN);
+	session_abandon(p, ML_EPEERDOWN, "session reset");
+}
+
+/* The peer made us hold more than a configured limit allows (doc/security.md):
+ * it is told why on every path, and the session ends as if timed out, so
+ * that all it made us hold is freed and a new session starts from nothing.
+ * Returns 0: the caller's path is closed (fd < 0), which ends its parsing. */
+static int over_limit(struct ml_peer *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int over_limit(struct ml_peer *p, const char *fmt, ...)
+{
+	char why[120];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	ml_log(p->ctx, ML_LOG_ERR, "peer %u: %s: closing its session (ML_ELIMIT)", p->node_id, why);
+	ML_STAT_ADD(p->st.limits_hit, 1);
+	for (unsigned i = 0; i < p->npaths; i++)
+		ml_path_send_close(p->paths[i], ML_ELIMIT, why);
+	session_abandon(p, ML_ELIMIT, why);
+	return 0;
 }
 
 static void arm_session_timer(struct ml_peer *p)
 {
+	/* Messages in reassembly count too: a peer that left halves of them
+	 * behind and went away must not make us keep them for ever. */
 	if (!p->paths_up && !p->w->stopped && !ev_is_active(&p->session_timer) &&
-	    (!cds_list_empty(&p->waitq) || p->next_seq != p->oldest_unacked || p->await_count)) {
+	    (!cds_list_empty(&p->waitq) || p->next_seq != p->oldest_unacked || p->await_count ||
+	     p->reasm_msgs)) {
 		/* A repeat-less timer keeps its expired time: set it afresh. */
 		ev_now_update(p->w->loop);
 		ev_timer_set(&p->session_timer, p->ctx->cfg.session_timeout_s, 0);
@@ -683,6 +711,13 @@ static void deliver(struct ml_peer *p, const struct ml_frame_hdr *h, const void 
 	struct ml_msg msg = { .tag = h->tag, .data = data, .len = len };
 	unsigned kind = h->flags & ML_FLAG_KIND_MASK;
 
+	/* A peer that sends requests and never takes the answers (it stopped
+	 * reading) would make us hold every one of them. */
+	if (kind == ML_KIND_REQUEST && p->requests_held >= cfg->max_open_requests) {
+		over_limit(p, "%u requests received and not yet answered (max_open_requests)",
+			   p->requests_held);
+		return;
+	}
 	ml_rxwin_mark(&p->rx, h->seq);
 	ML_STAT_ADD(p->st.msgs_recv, 1);
 	ML_STAT_ADD(p->st.bytes_recv, len);
@@ -697,6 +732,7 @@ static void deliver(struct ml_peer *p, const struct ml_frame_hdr *h, const void 
 			return;
 		}
 		cds_list_add_tail(&req->link, &p->open_requests);
+		p->requests_held++;
 		req->peer = p;
 		req->seq = h->seq;
 		req->tag = h->tag;
@@ -802,19 +838,34 @@ int ml_peer_on_data(struct ml_peer *p, struct ml_path *path, const struct ml_fra
 		return deliver_expanded(p, h, payload, h->payload_len);
 	}
 	if (!*slot) {
-		/* A peer that keeps us busy reassembling more than its whole send
-		 * window could hold is broken or hostile. */
-		if (p->reasm_bytes + h->msg_len >
-			    2 * p->ctx->cfg.max_inflight_bytes + p->ctx->cfg.max_msg_size ||
-		    h->msg_len <= p->frag_size)
+		struct ml_config *cfg = &p->ctx->cfg;
+		if (h->msg_len <= p->frag_size)
 			return -1;
+		/* A message's first fragment reserves all of it. Fragments that
+		 * never complete (a peer sending one small last fragment of many
+		 * large messages) must not make us reserve without end. */
+		if (p->reasm_msgs >= cfg->max_reasm_msgs)
+			return over_limit(p, "%u messages in reassembly (max_reasm_msgs)", p->reasm_msgs);
+		if (p->reasm_bytes + h->msg_len > cfg->max_reasm_bytes)
+			return over_limit(p, "%llu bytes in reassembly and %u more (max_reasm_bytes %llu)",
+					  (unsigned long long)p->reasm_bytes, h->msg_len,
+					  (unsigned long long)cfg->max_reasm_bytes);
+		uint64_t all = __atomic_add_fetch(&p->ctx->reasm_bytes, h->msg_len, __ATOMIC_RELAXED);
+		if (all > cfg->max_ctx_reasm_bytes) {
+			__atomic_sub_fetch(&p->ctx->reasm_bytes, h->msg_len, __ATOMIC_RELAXED);
+			return over_limit(p, "every peer's reassembly would reach %llu bytes "
+					  "(max_ctx_reasm_bytes %llu)", (unsigned long long)all,
+					  (unsigned long long)cfg->max_ctx_reasm_bytes);
+		}
 		struct ml_reasm *r = malloc(sizeof(*r));
 		if (!r || ml_reasm_init(r, h->seq, h->msg_len, p->frag_size)) {
+			__atomic_sub_fetch(&p->ctx->reasm_bytes, h->msg_len, __ATOMIC_RELAXED);
 			free(r);
 			return -1;
 		}
 		*slot = r;
 		p->reasm_bytes += h->msg_len;
+		p->reasm_msgs++;
 	}
 	switch (ml_reasm_check(*slot, h->msg_len, h->offset, h->payload_len)) {
 	case ML_REASM_BAD:
@@ -829,6 +880,8 @@ int ml_peer_on_data(struct ml_peer *p, struct ml_path *path, const struct ml_fra
 		struct ml_reasm *r = *slot;
 		*slot = NULL;
 		p->reasm_bytes -= r->msg_len;
+		p->reasm_msgs--;
+		__atomic_sub_fetch(&p->ctx->reasm_bytes, r->msg_len, __ATOMIC_RELAXED);
 		int rc = deliver_expanded(p, h, r->buf, r->msg_len);
 		ml_reasm_free(r);
 		free(r);

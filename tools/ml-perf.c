@@ -81,6 +81,7 @@ static struct {
 	uint64_t clock;
 	uint8_t zeros[MAX_RESP];
 	uint64_t malformed;
+	uint64_t answers_failed[32]; /* by -status: answers whose session ended first */
 } srv = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
 static struct run_seen *run_find(uint64_t run_id, int create)
@@ -140,6 +141,15 @@ static int parse_hdr(const struct ml_msg *msg, struct perf_hdr *h)
 	return h->magic == PERF_MAGIC ? 0 : -1;
 }
 
+/* An answer that did not reach its requester: its session ended first (the
+ * client restarted, timed out, or we are closing). Counted by status. */
+static void srv_answered(void *arg, int status)
+{
+	(void)arg;
+	if (status != ML_OK)
+		__atomic_add_fetch(&srv.answers_failed[-status < 32 ? -status : 0], 1, __ATOMIC_RELAXED);
+}
+
 static void srv_on_request(void *arg, ml_peer *from, ml_request *req, const struct ml_msg *msg)
 {
 	(void)arg;
@@ -166,7 +176,7 @@ static void srv_on_request(void *arg, ml_peer *from, ml_request *req, const stru
 	uint32_t len = h.resp_len < sizeof(r) ? sizeof(r) : h.resp_len > MAX_RESP ? MAX_RESP : h.resp_len;
 	struct iovec iov[2] = { { &r, sizeof(r) }, { srv.zeros, len - sizeof(r) } };
 	struct ml_buf b = ml_buf_iov(iov, 2);
-	ml_respond(req, &b, 1, ML_SEND_COPY, NULL, NULL);
+	ml_respond(req, &b, 1, ML_SEND_COPY, srv_answered, NULL);
 }
 
 static void srv_on_message(void *arg, ml_peer *from, const struct ml_msg *msg)
@@ -278,7 +288,15 @@ static int server_main(int argc, char **argv)
 		free(srv.runs[i].bits);
 	}
 	fprintf(stderr, "ml-perf server: stopped by signal %d; %" PRIu64 " messages, %" PRIu64
-		" duplicates, %" PRIu64 " malformed\n", sig, received, dups, srv.malformed);
+		" duplicates, %" PRIu64 " malformed; answers failed:", sig, received, dups, srv.malformed);
+	int any = 0;
+	for (int i = 0; i < 32; i++)
+		if (srv.answers_failed[i]) {
+			fprintf(stderr, "%s %s %" PRIu64, any ? "," : "", ml_status_name(-i),
+				srv.answers_failed[i]);
+			any = 1;
+		}
+	fprintf(stderr, "%s\n", any ? "" : " none");
 	return 0;
 }
 

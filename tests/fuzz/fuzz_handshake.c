@@ -55,6 +55,7 @@ struct run {
 	unsigned frames;     /* frames it wrote */
 	int first_type;      /* type of its first frame (0: none yet) */
 	int32_t close_status;
+	int late_close;       /* a CLOSE after the handshake (ML_ELIMIT): the last frame */
 	int eof;             /* it closed the connection */
 	int completions[NSENDS];
 };
@@ -106,6 +107,11 @@ static ml_ctx *context_new(uint8_t opts)
 	c.path_down_s = 3600;
 	c.all_silent_down_s = 3600;
 	c.session_timeout_s = 3600;
+	c.frame_timeout_s = 3600;
+	/* Limits an input can reach, so that the CLOSE(ML_ELIMIT) and the end
+	 * of the session behind it are fuzzed too (section 8). */
+	c.max_reasm_msgs = 4;
+	c.max_open_requests = 8;
 	c.accept_unknown_peers = !(opts & FZ_HS_KNOWN_ONLY);
 	c.on_request = on_request;
 	c.log = on_log;
@@ -176,7 +182,7 @@ static void check_frame(struct run *r, const struct ml_frame_hdr *h, const uint8
 		}
 		return;
 	}
-	FZ_CHECK(r->first_type == ML_FT_HELLO_ACK, "frame after a CLOSE");
+	FZ_CHECK(r->first_type == ML_FT_HELLO_ACK && !r->late_close, "frame after a CLOSE");
 	if (!r->hello_seen)
 		return; /* blind: the terms of the session are unknown */
 	FZ_CHECK(h->session == r->session, "frame of type %u with another session", h->type);
@@ -195,6 +201,11 @@ static void check_frame(struct run *r, const struct ml_frame_hdr *h, const uint8
 	case ML_FT_PING:
 	case ML_FT_PONG:
 		FZ_CHECK(h->payload_len <= 64, "PING/PONG of %u bytes", h->payload_len);
+		break;
+	case ML_FT_CLOSE: /* section 8: a peer past a limit is told so, then its session ends */
+		FZ_CHECK(h->payload_len >= ML_CLOSE_MIN && (int32_t)ml_get32(payload) == ML_ELIMIT,
+			 "CLOSE after the handshake with status %d", (int32_t)ml_get32(payload));
+		r->late_close = 1;
 		break;
 	default:
 		FZ_CHECK(0, "frame of type %u after the handshake", h->type);

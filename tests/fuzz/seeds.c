@@ -263,6 +263,19 @@ static void hs_interleaved(struct bytes *o)
 	whole(o, ML_KIND_REQUEST, 1, 0, 10);
 	message(o, ML_KIND_ONEWAY, 2, 0, 10000, FZ_HS_FRAG, f2, 1);
 }
+/* Past fuzz_handshake's limits (max_reasm_msgs 4, max_open_requests 8):
+ * the context answers CLOSE(ML_ELIMIT) and ends the session. */
+static void hs_reassembly_past_limit(struct bytes *o)
+{
+	static const unsigned last[] = { 1 }; /* the 1-byte last fragment */
+	for (uint64_t seq = 1; seq <= 6; seq++)
+		message(o, ML_KIND_ONEWAY, seq, 0, FZ_HS_FRAG + 1, FZ_HS_FRAG, last, 1);
+}
+static void hs_requests_past_limit(struct bytes *o)
+{
+	for (uint64_t seq = 1; seq <= 10; seq++)
+		whole(o, ML_KIND_REQUEST, seq, 0, 10);
+}
 static void hs_close(struct bytes *o)
 {
 	close_frame(o, ML_EPROTO, "bye");
@@ -276,6 +289,8 @@ static void handshake_seeds(const struct fz_capture *cap)
 	handshake_seed("reassembly-left-open", all, peer_hello, hs_reassembly_left_open);
 	handshake_seed("interleaved-messages", all, peer_hello, hs_interleaved);
 	handshake_seed("close-after-hello", all, peer_hello, hs_close);
+	handshake_seed("reassembly-past-limit", all, peer_hello, hs_reassembly_past_limit);
+	handshake_seed("requests-past-limit", all, peer_hello, hs_requests_past_limit);
 	handshake_seed("unknown-node-refused", FZ_HS_FIX_CRC | FZ_HS_KNOWN_ONLY, hs_unknown_node, NULL);
 	handshake_seed("unknown-node-accepted", all, hs_unknown_node, hs_session);
 	handshake_seed("no-common-version", all, hs_versions, NULL);
