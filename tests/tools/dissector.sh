@@ -104,10 +104,13 @@ kill -INT $DUMPCAP
 wait $DUMPCAP
 
 # HOME: no personal preferences or plugins (a copy of this dissector installed
-# in the plugin folder would be loaded twice).
+# in the plugin folder would be loaded twice). The servers' ports and the
+# clients' are random: if one of them were a port that another dissector has
+# registered, TCP would try that one first, so the heuristic (the magic) goes
+# first and no port is configured; dissector-frames.sh tests the port table.
 dec() {
-	HOME=$WORK tshark -r "$WORK/cap.pcapng" -X "lua_script:$LUA" -o "msglayer.ports:$PA,$PB" "$@" \
-		2>>"$WORK/tshark.err"
+	HOME=$WORK tshark -r "$WORK/cap.pcapng" -X "lua_script:$LUA" -o "msglayer.ports:" \
+		-o tcp.try_heuristic_first:TRUE "$@" 2>>"$WORK/tshark.err"
 }
 fields() {                                    # fields FILTER FIELD...: one line per frame
 	local filter=$1
@@ -193,11 +196,6 @@ same "PINGs without their 8-byte time" "$(count 'msglayer.version == 1 && msglay
 same "CLOSE" "$(fields 'msglayer.type == 7' tcp.srcport msglayer.close.status msglayer.close.reason)" \
 	"$PA -9 unsupported frame version"
 grep -q "Status: ML_EPROTO (-9)" "$WORK/decoded.txt" || fail "CLOSE status not named ML_EPROTO"
-
-echo "== the heuristic: no port preference, the magic alone"
-dec -o "msglayer.ports:" -o tcp.try_heuristic_first:TRUE -T fields -e msglayer.type | tr ',' '\n' |
-	grep -c . >"$WORK/heur"
-same "frames found by the heuristic" "$(cat "$WORK/heur")" "$(dec -T fields -e msglayer.type | tr ',' '\n' | grep -c .)"
 
 if [ "$FAILED" -ne 0 ]; then
 	echo "dissector: $FAILED check(s) failed (capture: tshark -r ... in $WORK, kept)"

@@ -228,10 +228,7 @@ local HDR_FIELDS = {
 }
 
 local function is_zero(r)
-	for i = 1, r:len() do
-		if r:raw():byte(i) ~= 0 then return false end
-	end
-	return true
+	return not r:raw():find("[^\0]")
 end
 
 -- The decoded header, as a table of numbers (UInt64 for the 64-bit fields).
