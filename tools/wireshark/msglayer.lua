@@ -8,8 +8,10 @@
 -- dissector hands the stream to dissect_tcp_pdus, which finds each frame's
 -- end from its header (hdr_len + payload_len) and reassembles across segments.
 --
--- Written for the Lua 5.2 of Wireshark 3.x/4.x: 64-bit fields are UInt64
--- objects, bit operations are bit32's.
+-- Runs on every Lua that Wireshark 3.x/4.x links (5.1 to 5.4): 64-bit fields
+-- are UInt64 objects, and bit operations are those of BitOp (the global `bit`
+-- that Wireshark always provides), since Lua 5.4 has no bit. BitOp's
+-- results are signed 32-bit numbers: u32() makes them comparable with a field.
 
 local ml = Proto("msglayer", "msglayer wire protocol")
 
@@ -159,13 +161,17 @@ local CRC_TABLE = {}
 for i = 0, 255 do
 	local c = i
 	for _ = 1, 8 do
-		if bit32.band(c, 1) ~= 0 then
-			c = bit32.bxor(bit32.rshift(c, 1), 0x82F63B78)
+		if bit.band(c, 1) ~= 0 then
+			c = bit.bxor(bit.rshift(c, 1), 0x82F63B78)
 		else
-			c = bit32.rshift(c, 1)
+			c = bit.rshift(c, 1)
 		end
 	end
 	CRC_TABLE[i] = c
+end
+
+local function u32(x)
+	return x % 4294967296
 end
 
 -- Section 2: the first hdr_len bytes with the 4 hdr_crc bytes (12..15) as zero.
@@ -173,9 +179,9 @@ local function header_crc(raw)
 	local crc = 0xffffffff
 	for i = 1, #raw do
 		local b = (i >= 13 and i <= 16) and 0 or raw:byte(i)
-		crc = bit32.bxor(CRC_TABLE[bit32.band(bit32.bxor(crc, b), 0xff)], bit32.rshift(crc, 8))
+		crc = bit.bxor(CRC_TABLE[bit.band(bit.bxor(crc, b), 0xff)], bit.rshift(crc, 8))
 	end
-	return bit32.bnot(crc)
+	return u32(bit.bnot(crc))
 end
 
 ---------------------------------------------------------------------------
@@ -201,10 +207,6 @@ local function stream_state(pinfo)
 	local key = s and s.value or -1
 	streams[key] = streams[key] or {}
 	return streams[key], key
-end
-
-local function u64_hex(v)
-	return "0x" .. v:tohex()
 end
 
 ---------------------------------------------------------------------------
@@ -256,10 +258,10 @@ local function dissect_data_flags(tvb, ht, h)
 	ft:add_le(f.flags_cancel, tvb(6, 2))
 	ft:add_le(f.flags_unknown, tvb(6, 2))
 	-- Check 9 and 4.2: the rules of wire.c's check_data.
-	local kind = bit32.band(h.flags, KIND_MASK)
-	local bad = kind == 0 or bit32.band(h.flags, 0xfff0) ~= 0
-		or (bit32.band(h.flags, FLAG_ABORT) ~= 0 and kind ~= 2)
-		or (bit32.band(h.flags, FLAG_CANCEL) ~= 0
+	local kind = bit.band(h.flags, KIND_MASK)
+	local bad = kind == 0 or bit.band(h.flags, 0xfff0) ~= 0
+		or (bit.band(h.flags, FLAG_ABORT) ~= 0 and kind ~= 2)
+		or (bit.band(h.flags, FLAG_CANCEL) ~= 0
 			and (kind ~= 3 or h.msg_len ~= 0 or h.ref == UInt64(0)))
 		or (h.deadline_us ~= 0 and kind ~= 1)
 	if bad then ft:add_proto_expert_info(e.flags) end
@@ -343,7 +345,7 @@ local function dissect_hello(p, t, h, pinfo)
 	t:add_le(f.hello_window, p(40, 4))
 	t:add_le(f.hello_reserved, p(44, 4))
 	local used = 48
-	local auth = bit32.band(flags, HELLO_F_AUTH) ~= 0
+	local auth = bit.band(flags, HELLO_F_AUTH) ~= 0
 	if auth then
 		if p:len() < 72 then
 			body_error(t, "AUTH flag set but the payload is shorter than 72 bytes")
@@ -366,7 +368,7 @@ end
 
 -- 4.2. A response with ABORT carries the reason as text.
 local function dissect_data(p, t, h)
-	local kind = bit32.band(h.flags, KIND_MASK)
+	local kind = bit.band(h.flags, KIND_MASK)
 	local whole = h.payload_len == h.msg_len
 	if h.offset + h.payload_len > h.msg_len or (h.payload_len == 0 and h.msg_len ~= 0) then
 		t:add_proto_expert_info(e.fragment)
@@ -376,18 +378,18 @@ local function dissect_data(p, t, h)
 			" (bytes %d..%d of %d)", h.offset, h.offset + h.payload_len - 1, h.msg_len))
 	end
 	if p:len() > 0 then
-		if bit32.band(h.flags, FLAG_ABORT) ~= 0 then
+		if bit.band(h.flags, FLAG_ABORT) ~= 0 then
 			t:add(f.abort_reason, p())
 		else
 			t:add(f.payload, p())
 		end
 	end
 	local info = string.format("%s seq=%s tag=%s", KIND_NAMES[kind], tostring(h.seq), tostring(h.tag))
-	if kind == 2 or bit32.band(h.flags, FLAG_CANCEL) ~= 0 then
+	if kind == 2 or bit.band(h.flags, FLAG_CANCEL) ~= 0 then
 		info = info .. " ref=" .. tostring(h.ref)
 	end
-	if bit32.band(h.flags, FLAG_ABORT) ~= 0 then info = info .. " ABORT" end
-	if bit32.band(h.flags, FLAG_CANCEL) ~= 0 then info = info .. " CANCEL" end
+	if bit.band(h.flags, FLAG_ABORT) ~= 0 then info = info .. " ABORT" end
+	if bit.band(h.flags, FLAG_CANCEL) ~= 0 then info = info .. " CANCEL" end
 	if whole then
 		return info .. " len=" .. h.msg_len
 	end
