@@ -92,14 +92,13 @@ BOGUS="MLFS\\002\\005\\000\\000\\100$(printf '\\000%.0s' {1..55})"
 exec 3<>"/dev/tcp/127.0.0.1/$PA"
 # shellcheck disable=SC2059  # the format is the frame
 printf "$BOGUS" >&3
-od -An -c <&3 | tr -d ' \n' | grep -q "unsupportedframeversion" || fail "no CLOSE read back"
+timeout 10 od -An -c <&3 | tr -d ' \n' | grep -q "unsupportedframeversion" || fail "no CLOSE read back"
 exec 3>&-
 # The end marker: once dumpcap has written it, it has written all before it.
 echo end >"/dev/udp/127.0.0.1/$PA"
-for (( i = 0; i < 1000; i++ )); do
-	[ -n "$(tshark -r "$WORK/cap.pcapng" -Y udp -T fields -e frame.number 2>/dev/null)" ] && break
-	sleep 0.01
-done
+marked() { [ -n "$(tshark -r "$WORK/cap.pcapng" -Y udp -T fields -e frame.number 2>/dev/null)" ]; }
+for (( end = SECONDS + 20; SECONDS < end; )); do marked && break; sleep 0.05; done
+marked || fail "the end marker was not captured within 20 s"
 kill -INT $DUMPCAP
 wait $DUMPCAP
 

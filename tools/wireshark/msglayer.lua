@@ -503,8 +503,8 @@ local function dissect_auth(p, t, h, pinfo)
 	return challenge and "challenge" or "proof"
 end
 
--- Frame types (section 4): name, payload dissector, and the payload limit
--- (check 10; DATA's depends on the receiver, which the capture does not tell).
+-- Frame types (section 4; names in TYPE_NAMES): payload dissector and payload
+-- limit (check 10; DATA's is the receiver's setting, which no frame tells).
 local TYPES = {
 	[T.HELLO] = { body = dissect_hello, max = CTRL_MAX },
 	[T.HELLO_ACK] = { body = dissect_hello, max = CTRL_MAX },
