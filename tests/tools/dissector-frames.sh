@@ -116,8 +116,9 @@ pkt bad I $(frame type=4 session=0xba payload="$(le 5 8) $(le 65 4) $(zeros 4)")
 pkt bad I $(frame type=5 version=2 session=0xbb payload="$(zeros 8)")
 pkt bad I $(frame type=5 session=0xbc hdr_len=40)
 pkt bad I $(frame type=5 session=0xbd seq=5 payload="$(zeros 8)")  # only a note: ignored
-# Bytes that are no frame at all, on a port of the preference.
-pkt junk I "$(hexof 'GET /index.html HTTP/1.0')"
+# Bytes that are no frame at all, on a port of the preference, then a frame in
+# the same segment (as when a capture starts inside a path).
+pkt junk I "$(hexof 'GET /index.html HTTP/1.0')" $(frame type=5 session=$S payload="$(le 3000000 8)")
 
 # -D: I and O segments go in opposite directions, each with its own TCP sequence.
 # No other dissector of Wireshark 4.0 has these ports (TCP would try it first).
@@ -194,7 +195,8 @@ same "unused field not 0" "$(fields "tcp.port == 45678 && msglayer.unused_not_ze
 same "EHDRLEN" "$(fields "tcp.port == 45678 && msglayer.bad_hdr_len" msglayer.hdr_len)" "40"
 same "broken frames with an error" "$(fields "tcp.port == 45678 && _ws.expert.severity == error" \
 	frame.number | wc -l)" 12
-same "junk" "$(info "tcp.port == 7401 && msglayer.bad_magic")" "not a msglayer frame"
+same "junk, then a frame" "$(info "tcp.port == 7401 && msglayer.bad_magic")" \
+	"not a msglayer frame | PING t=3000000"
 
 if [ "$FAILED" -ne 0 ]; then
 	echo "dissector-frames: $FAILED check(s) failed"

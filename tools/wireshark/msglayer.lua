@@ -531,13 +531,19 @@ local function add_info(pinfo, text)
 	end
 end
 
--- Where the frame ends: the header's hdr_len + payload_len. Bytes that are not
--- a frame (bad magic or header length) have no end to find: the rest of the
--- segment is taken as one undecodable piece, as a receiver would close the path.
+-- Bytes that are not a frame (a capture that starts inside a path, a stray
+-- client) have no length to read: they are one undecodable piece up to the
+-- next magic in the segment, where decoding picks up again.
+local function junk_len(tvb, offset)
+	local next_magic = tvb:raw(offset):find(MAGIC, 2, true)
+	return next_magic and next_magic - 1 or tvb:len() - offset
+end
+
+-- Where the frame ends: the header's hdr_len + payload_len.
 local function frame_len(tvb, pinfo, offset)
-	if tvb:raw(offset, 4) ~= MAGIC then return tvb:len() - offset end
+	if tvb:raw(offset, 4) ~= MAGIC then return junk_len(tvb, offset) end
 	local hdr_len = tvb(offset + 8, 2):le_uint()
-	if hdr_len < HDR_V1 or hdr_len > HDR_MAX then return tvb:len() - offset end
+	if hdr_len < HDR_V1 or hdr_len > HDR_MAX then return junk_len(tvb, offset) end
 	return hdr_len + tvb(offset + 16, 4):le_uint()
 end
 
