@@ -9,7 +9,7 @@
 # tests/tools/dissector.sh does the same on captured traffic; this one needs
 # neither root nor a network. Env: LUA (default tools/wireshark/msglayer.lua).
 set -u
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
 LUA=${LUA:-tools/wireshark/msglayer.lua}
 WORK=$(mktemp -d)
 FAILED=0
@@ -46,6 +46,7 @@ crc32c() {                                    # crc32c HEXBYTE...
 # names (default 0; version 1, hdr_len 64, payload_len the payload's length),
 # payload (hex bytes), crc=bad (the right CRC with its low bit flipped).
 # Header bytes past 64 (up to hdr_len) are ee.
+# shellcheck disable=SC2206,SC2207  # hex bytes, split on purpose
 frame() {
 	local -A f=([version]=1 [type]=0 [flags]=0 [hdr_len]=64 [offset]=0 [session]=0 [seq]=0 [tag]=0
 		[ref]=0 [msg_len]=0 [deadline_us]=0 [payload]="" [crc]=good)
@@ -76,49 +77,50 @@ hello() {
 # pkt FILE I|O HEXBYTE...: one TCP segment, I from the connector, O to it.
 pkt() { local file=$1 dir=$2; shift 2; echo "$dir 000000 $*" >>"$WORK/$file"; }
 
-same "CRC32C test vector of section 2" "$(printf '%x' "$(crc32c $(hexof 123456789))")" e3069283
+read -ra DIGITS <<<"$(hexof 123456789)"
+same "CRC32C test vector of section 2" "$(printf '%x' "$(crc32c "${DIGITS[@]}")")" e3069283
 
 # ---- good frames, on the default port 7400 ----
 S=0x0123456789abcdef                           # section 10's session
 KEY_ID="01 02 03 04 05 06 07 08"
-pkt good I $(frame type=1 payload="$(hello 2 1 0x1111 3 "$KEY_ID" "$(zeros 15) 99")")
-pkt good O $(frame type=8 payload="$(zeros 16) $(zeros 31) aa")
-pkt good I $(frame type=8 payload="$(zeros 31) bb")
-pkt good O $(frame type=2 payload="$(hello 1 2 0x2222 3)")
+pkt good I "$(frame type=1 payload="$(hello 2 1 0x1111 3 "$KEY_ID" "$(zeros 15) 99")")"
+pkt good O "$(frame type=8 payload="$(zeros 16) $(zeros 31) aa")"
+pkt good I "$(frame type=8 payload="$(zeros 31) bb")"
+pkt good O "$(frame type=2 payload="$(hello 1 2 0x2222 3)")"
 # Section 10's request, in two segments.
 read -ra REQ <<<"$(frame type=3 flags=1 session=$S seq=1 tag=42 msg_len=5 payload="$(hexof hello)")"
 pkt good I "${REQ[@]:0:40}"
 pkt good I "${REQ[@]:40}"
 # An ACK (cum 1, ranges 3..4 and 7..7) and section 10's response in one segment.
-pkt good O $(frame type=4 session=$S payload="$(le 1 8) $(le 2 4) $(zeros 4) $(le 3 8) $(le 4 8) $(le 7 8) $(le 7 8)") \
-	$(frame type=3 flags=2 session=$S seq=1 tag=42 ref=1 msg_len=2 payload="$(hexof ok)")
-pkt good I $(frame type=3 flags=1 session=$S seq=2 tag=7 offset=4096 msg_len=4106 deadline_us=5000 \
-	payload="$(zeros 10)")
-pkt good I $(frame type=3 flags=11 session=$S seq=3 ref=2)
-pkt good O $(frame type=3 flags=6 session=$S seq=2 tag=7 ref=2 msg_len=4 payload="$(hexof busy)")
-pkt good I $(frame type=5 session=$S payload="$(le 1000000 8)")
-pkt good O $(frame type=6 session=$S payload="$(le 1000000 8)")
-pkt good I $(frame type=5 session=$S hdr_len=80 payload="$(le 2000000 8)")
-pkt good O $(frame type=7 payload="$(le -16 4) $(hexof 'wrong node')")
+pkt good O "$(frame type=4 session=$S payload="$(le 1 8) $(le 2 4) $(zeros 4) $(le 3 8) $(le 4 8) $(le 7 8) $(le 7 8)")" \
+	"$(frame type=3 flags=2 session=$S seq=1 tag=42 ref=1 msg_len=2 payload="$(hexof ok)")"
+pkt good I "$(frame type=3 flags=1 session=$S seq=2 tag=7 offset=4096 msg_len=4106 deadline_us=5000 \
+	payload="$(zeros 10)")"
+pkt good I "$(frame type=3 flags=11 session=$S seq=3 ref=2)"
+pkt good O "$(frame type=3 flags=6 session=$S seq=2 tag=7 ref=2 msg_len=4 payload="$(hexof busy)")"
+pkt good I "$(frame type=5 session=$S payload="$(le 1000000 8)")"
+pkt good O "$(frame type=6 session=$S payload="$(le 1000000 8)")"
+pkt good I "$(frame type=5 session=$S hdr_len=80 payload="$(le 2000000 8)")"
+pkt good O "$(frame type=7 payload="$(le -16 4) $(hexof 'wrong node')")"
 
 # ---- one broken frame per segment, on port 45678 (found by the heuristic);
 # the session field names the case ----
-pkt bad I $(frame type=4 session=0xb1 payload="$(le 5 8) $(le 1 4) $(zeros 4) $(le 6 8) $(le 9 8)")
-pkt bad I $(frame type=3 flags=9 session=0xb2 seq=1 ref=1)
-pkt bad I $(frame type=3 flags=1 session=0xb3 seq=1 offset=8 msg_len=10 payload="$(zeros 4)")
-pkt bad I $(frame type=5 flags=1 session=0xb4 payload="$(zeros 8)")
-pkt bad I $(frame type=5 session=0xb5 crc=bad payload="$(zeros 8)")
-pkt bad I $(frame type=7 session=0xb6 payload="$(le -9 4) $(zeros 4996)")
-pkt bad I $(frame type=1 session=0xb7 payload="$(hello 0 1 0x1111 0)")
-pkt bad I $(frame type=9 session=0xb8)
-pkt bad I $(frame type=3 flags=3 session=0xb9 seq=1 deadline_us=10)
-pkt bad I $(frame type=4 session=0xba payload="$(le 5 8) $(le 65 4) $(zeros 4)")
-pkt bad I $(frame type=5 version=2 session=0xbb payload="$(zeros 8)")
-pkt bad I $(frame type=5 session=0xbc hdr_len=40)
-pkt bad I $(frame type=5 session=0xbd seq=5 payload="$(zeros 8)")  # only a note: ignored
+pkt bad I "$(frame type=4 session=0xb1 payload="$(le 5 8) $(le 1 4) $(zeros 4) $(le 6 8) $(le 9 8)")"
+pkt bad I "$(frame type=3 flags=9 session=0xb2 seq=1 ref=1)"
+pkt bad I "$(frame type=3 flags=1 session=0xb3 seq=1 offset=8 msg_len=10 payload="$(zeros 4)")"
+pkt bad I "$(frame type=5 flags=1 session=0xb4 payload="$(zeros 8)")"
+pkt bad I "$(frame type=5 session=0xb5 crc=bad payload="$(zeros 8)")"
+pkt bad I "$(frame type=7 session=0xb6 payload="$(le -9 4) $(zeros 4996)")"
+pkt bad I "$(frame type=1 session=0xb7 payload="$(hello 0 1 0x1111 0)")"
+pkt bad I "$(frame type=9 session=0xb8)"
+pkt bad I "$(frame type=3 flags=3 session=0xb9 seq=1 deadline_us=10)"
+pkt bad I "$(frame type=4 session=0xba payload="$(le 5 8) $(le 65 4) $(zeros 4)")"
+pkt bad I "$(frame type=5 version=2 session=0xbb payload="$(zeros 8)")"
+pkt bad I "$(frame type=5 session=0xbc hdr_len=40)"
+pkt bad I "$(frame type=5 session=0xbd seq=5 payload="$(zeros 8)")"  # only a note: ignored
 # Bytes that are no frame at all, on a port of the preference, then a frame in
 # the same segment (as when a capture starts inside a path).
-pkt junk I "$(hexof 'GET /index.html HTTP/1.0')" $(frame type=5 session=$S payload="$(le 3000000 8)")
+pkt junk I "$(hexof 'GET /index.html HTTP/1.0')" "$(frame type=5 session=$S payload="$(le 3000000 8)")"
 
 # -D: I and O segments go in opposite directions, each with its own TCP sequence.
 # No other dissector of Wireshark 4.0 has these ports (TCP would try it first).

@@ -11,7 +11,7 @@
 # Env: BIN (directory of ml-perf and ml-keygen; default build/bin), LUA (the
 # dissector; default tools/wireshark/msglayer.lua).
 set -u
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
 BIN=${BIN:-build/bin}
 LUA=${LUA:-tools/wireshark/msglayer.lua}
 WORK=$(mktemp -d)
@@ -50,7 +50,7 @@ server() {                                    # server NAME [ml-perf server opti
 	shift
 	"$BIN/ml-perf" server --listen tcp://127.0.0.1:0 --port-file "$WORK/$name.port" "$@" \
 		2>"$WORK/$name.log" &
-	PIDS+=($!)
+	PIDS+=("$!")
 	wait_file "$WORK/$name.port" || { echo "FAIL: server $name wrote no port file"; exit 1; }
 }
 
@@ -75,7 +75,7 @@ PB=$(cat "$WORK/keyed.port")
 # "port X" also takes the UDP datagram that marks the end of the workload.
 dumpcap -q -i lo -f "port $PA or port $PB" -w "$WORK/cap.pcapng" 2>"$WORK/dumpcap.log" &
 DUMPCAP=$!
-PIDS+=($DUMPCAP)
+PIDS+=("$DUMPCAP")
 for (( i = 0; i < 1000; i++ )); do grep -qs "^Capturing on" "$WORK/dumpcap.log" && break; sleep 0.01; done
 grep -q "^Capturing on" "$WORK/dumpcap.log" || { echo "FAIL: dumpcap: $(cat "$WORK/dumpcap.log")"; exit 1; }
 
