@@ -177,6 +177,11 @@ same "ABORT" "$(fields "$G && msglayer.flags.abort == 1" msglayer.ref msglayer.a
 same "PONG" "$(fields "$G && msglayer.type == 6" msglayer.timestamp_ns msglayer.ping_frame)" "1000000 11"
 same "newer header" "$(fields "$G && msglayer.hdr_len == 80" msglayer.hdr_ext msglayer.timestamp_ns)" \
 	"eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee 2000000"
+same "responses and their requests" "$(fields "$G && msglayer.request_in" msglayer.request_in | tr '\n' ' ')" \
+	"6 8 "
+same "requests and their responses (two passes)" "$(HOME=$WORK tshark -2 -r "$WORK/all.pcap" \
+	-X "lua_script:$LUA" -Y "msglayer.response_in" -T fields -e frame.number -e msglayer.response_in \
+	2>>"$WORK/tshark.err" | tr '\t\n' ': ')" "6:7 8:10 "
 same "CLOSE" "$(fields "$G && msglayer.type == 7" msglayer.close.status msglayer.close.reason)" "-16 wrong node"
 grep -q "Status: ML_ENODE (-16)" "$WORK/decoded.txt" || fail "CLOSE status not named ML_ENODE"
 same "Info of the ACK + response segment" "$(info "$G && msglayer.type == 4")" \

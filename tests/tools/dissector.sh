@@ -150,6 +150,9 @@ frames "statistics requests (tag 2), one per run" "$(req "$PA" 1 2 24)" 3
 frames "one-way messages tag 3, 77 bytes" "$(req "$PA" 3 3 77)" "$(jq .completed "$WORK/oneway.json")"
 frames "keyed requests tag 1, 99 bytes" "$(req "$PB" 1 1 99)" "$(jq .completed "$WORK/keyed.json")"
 
+same "responses linked to their request" "$(fields msglayer.request_in msglayer.request_in | tr ',' '\n' |
+	wc -l)" "$(fields 'msglayer.flags.kind == 2' msglayer.flags.kind | tr ',' '\n' | grep -c '^2$')"
+
 echo "== fragments"
 frag=$(jq .completed "$WORK/frag.json")
 # DATA frames of 300000-byte messages: offsets 0 and 262144, once per request

@@ -70,6 +70,11 @@ local f = {
 
 	-- DATA (4.2)
 	fragment_of = ProtoField.uint64("msglayer.fragment_of", "Fragment of message seq"),
+	request_in = ProtoField.framenum("msglayer.request_in", "Request in frame", base.NONE,
+		frametype.REQUEST),
+	response_in = ProtoField.framenum("msglayer.response_in", "Response in frame", base.NONE,
+		frametype.RESPONSE),
+	response_time = ProtoField.relative_time("msglayer.response_time", "Time since the request"),
 	payload = ProtoField.bytes("msglayer.payload", "Payload"),
 	abort_reason = ProtoField.string("msglayer.abort_reason", "Abort reason"),
 
@@ -189,21 +194,37 @@ local function header_crc(raw)
 end
 
 ---------------------------------------------------------------------------
--- Per-stream state, filled on the first pass in capture order: which side
--- connected (the sender of HELLO), so that AUTH's challenge and proof, which
--- have no field of their own to tell them apart, can be named. PING times
--- are kept to link each PONG to its PING.
+-- State filled on the first pass, in capture order:
+-- - per TCP stream, which side connected (the sender of HELLO), so that
+--   AUTH's challenge and proof, which have no field of their own to tell them
+--   apart, can be named;
+-- - per endpoint (address:port), the node id its HELLO or HELLO_ACK gave:
+--   both nodes number their messages from 1 in a session, so a request is
+--   known by session, sender node and seq. Its response may come on another
+--   path (another stream), hence keys that do not name the stream;
+-- - the frames of PINGs and requests, for the PONGs and responses.
 
-local streams, pings
+local streams, nodes, pings, requests, responses
 
 local function reset_state()
-	streams, pings = {}, {}
+	streams, nodes, pings, requests, responses = {}, {}, {}, {}, {}
 end
 ml.init = reset_state
 reset_state()
 
 local function endpoint(pinfo)
 	return tostring(pinfo.src) .. ":" .. pinfo.src_port
+end
+
+local function peer_endpoint(pinfo)
+	return tostring(pinfo.dst) .. ":" .. pinfo.dst_port
+end
+
+-- The capture time from an earlier frame's to this one's.
+local function since(pinfo, abs_ts)
+	local d = pinfo.abs_ts - abs_ts
+	local secs = math.floor(d)
+	return NSTime(secs, math.floor((d - secs) * 1e9 + 0.5))
 end
 
 local function stream_state(pinfo)
@@ -334,6 +355,7 @@ local function dissect_hello(p, t, h, pinfo)
 	local st = stream_state(pinfo)
 	if h.type == T.HELLO then st.connector = st.connector or endpoint(pinfo) end
 	local node, dest = p(0, 4):le_uint(), p(4, 4):le_uint()
+	if not pinfo.visited then nodes[endpoint(pinfo)] = node end
 	local flags = p(30, 2):le_uint()
 	t:add_le(f.hello_node_id, p(0, 4))
 	t:add_le(f.hello_dest_node_id, p(4, 4))
@@ -370,8 +392,28 @@ local function dissect_hello(p, t, h, pinfo)
 		auth and " AUTH" or "")
 end
 
+-- Request and response point at each other (6.4: a response's ref is its
+-- request's seq), when the capture has the HELLOs that name both nodes.
+local function link_request(t, h, pinfo, kind)
+	local from, to = nodes[endpoint(pinfo)], nodes[peer_endpoint(pinfo)]
+	if not (from and to) then return end
+	if kind == 1 then
+		local key = tostring(h.session) .. "/" .. from .. "/" .. tostring(h.seq)
+		-- The frame that completes the request: its last fragment.
+		if not pinfo.visited then requests[key] = { frame = pinfo.number, time = pinfo.abs_ts } end
+		if responses[key] then t:add(f.response_in, responses[key]):set_generated() end
+	elseif kind == 2 then
+		local key = tostring(h.session) .. "/" .. to .. "/" .. tostring(h.ref)
+		local req = requests[key]
+		if not req then return end
+		if not pinfo.visited then responses[key] = pinfo.number end
+		t:add(f.request_in, req.frame):set_generated()
+		t:add(f.response_time, since(pinfo, req.time)):set_generated()
+	end
+end
+
 -- 4.2. A response with ABORT carries the reason as text.
-local function dissect_data(p, t, h)
+local function dissect_data(p, t, h, pinfo)
 	local kind = bit.band(h.flags, KIND_MASK)
 	local whole = h.payload_len == h.msg_len
 	if h.offset + h.payload_len > h.msg_len or (h.payload_len == 0 and h.msg_len ~= 0) then
@@ -388,6 +430,7 @@ local function dissect_data(p, t, h)
 			t:add(f.payload, p())
 		end
 	end
+	link_request(t, h, pinfo, kind)
 	local info = string.format("%s seq=%s tag=%s", KIND_NAMES[kind], tostring(h.seq), tostring(h.tag))
 	if kind == 2 or bit.band(h.flags, FLAG_CANCEL) ~= 0 then
 		info = info .. " ref=" .. tostring(h.ref)
@@ -460,9 +503,7 @@ local function dissect_ping(p, t, h, pinfo)
 		if not pinfo.visited then pings[id] = { frame = pinfo.number, time = pinfo.abs_ts } end
 	elseif pings[id] then
 		t:add(f.ping_frame, pings[id].frame):set_generated()
-		local rtt = pinfo.abs_ts - pings[id].time
-		local secs = math.floor(rtt)
-		t:add(f.rtt, NSTime(secs, math.floor((rtt - secs) * 1e9 + 0.5))):set_generated()
+		t:add(f.rtt, since(pinfo, pings[id].time)):set_generated()
 	end
 	return "t=" .. tostring(ts)
 end
