@@ -10,7 +10,7 @@
 --
 -- Runs on every Lua that Wireshark 3.x/4.x links (5.1 to 5.4): 64-bit fields
 -- are UInt64 objects, and bit operations are those of BitOp (the global `bit`
--- that Wireshark always provides), since Lua 5.4 has no bit. BitOp's
+-- that Wireshark always provides), since Lua 5.4 has no bit32. BitOp's
 -- results are signed 32-bit numbers: u32() makes them comparable with a field.
 
 local ml = Proto("msglayer", "msglayer wire protocol")
@@ -565,11 +565,11 @@ local TYPES = {
 -- One frame.
 
 -- Several frames often share a segment: the first sets the Info column, the
--- others append to it.
-local info_frame
+-- others append to it. pinfo.private lives as long as one dissection of the
+-- packet, so a packet dissected again (Wireshark does) starts afresh.
 local function add_info(pinfo, text)
-	if info_frame ~= pinfo.number then
-		info_frame = pinfo.number
+	if not pinfo.private.msglayer_info then
+		pinfo.private.msglayer_info = "set"
 		pinfo.cols.info:set(text)
 	else
 		pinfo.cols.info:append(" | " .. text)
