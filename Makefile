@@ -5,6 +5,8 @@
 #   make demo            the main job: the block service, a path cut under load
 #   make valgrind        unit tests, session, requests and admin tests under valgrind
 #   make bench-failover  what a dead or slow link costs, between namespaces (root)
+#   make bench-compress  what LZ4 and zstd give on a 1 Gbit/s link (root)
+#   make bench-protect   what protect = mac / encrypt cost, over loopback
 #   make fuzz            each libFuzzer target for FUZZ_SECONDS (60) s (build-fuzz/...)
 #   make rdma-vm-test    real RDMA (soft-RoCE) in a QEMU VM: RDMA-only, RDMA+TCP failover,
 #                        ml-perf figures (root; about 80 s, 20 s more on a first run;
@@ -35,12 +37,12 @@ export BLOCK_TEST_IOS ?= 30000
 endif
 export UBSAN_OPTIONS ?= print_stacktrace=1
 
-PKGS := liburcu-bp liburcu-cds libisal libcrypto
+PKGS := liburcu-bp liburcu-cds libisal libcrypto liblz4 libzstd
 # clang and its runtimes (libFuzzer is in libclang-rt, only recommended by clang)
 # are for make fuzz; tshark (with dumpcap, text2pcap) tests tools/wireshark/.
 DEPS_DEBIAN := gcc make pkg-config libev-dev liburcu-dev libisal-dev libssl-dev libcmocka-dev valgrind \
 	corosync libcpg-dev libquorum-dev libcmap-dev libcorosync-common-dev iproute2 iptables jq \
-	clang libclang-rt-14-dev libibverbs-dev librdmacm-dev tshark
+	clang libclang-rt-14-dev libibverbs-dev librdmacm-dev liblz4-dev libzstd-dev tshark
 
 WARNINGS := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 	-Wno-missing-field-initializers
@@ -72,7 +74,7 @@ INTEG := $(patsubst tests/integ/%.c,$(BUILD)/tests/%,$(wildcard tests/integ/test
 # test_pubsub needs a private Corosync: tests/corosync/test_pubsub.sh starts one.
 INTEG_PLAIN := $(filter-out %/test_pubsub,$(INTEG))
 
-.PHONY: all deps check unit integ corosync block tooltests netns valgrind demo bench-failover \
+.PHONY: all deps check unit integ corosync block tooltests netns valgrind demo bench-failover bench-compress bench-protect \
 	rdma-vm-test install clean fuzz fuzz-build fuzz-seeds
 .DEFAULT_GOAL := all
 
@@ -197,6 +199,14 @@ rdma-vm-test: deps
 bench-failover: deps
 	@$(MAKE) --no-print-directory all
 	BIN=$(BUILD)/bin tests/netns/bench-failover.sh
+
+bench-compress: deps
+	@$(MAKE) --no-print-directory all
+	BIN=$(BUILD)/bin tests/netns/bench-compress.sh
+
+bench-protect: deps
+	@$(MAKE) --no-print-directory all
+	BIN=$(BUILD)/bin tests/bench/bench-protect.sh
 
 # Under valgrind's memcheck: the unit tests, the embedded-mode tests and the
 # admin socket's (valgrind sees writes inside uninstrumented libev, which ASan

@@ -113,6 +113,7 @@ static void path_json(struct ml_json *j, unsigned idx, const struct ml_path_stat
 		ml_json_null(j, "fault");
 	ml_json_double(j, "rtt_us", s->rtt_us, 1);
 	ml_json_double(j, "rate_bps", s->rate_bps, 0);
+	ml_json_str(j, "protect", ml_protect_name(s->protect));
 	ml_json_strn(j, "reason", s->reason, sizeof(s->reason));
 	ml_json_close(j, '}');
 }
@@ -144,6 +145,10 @@ static void peer_json(struct ml_json *j, ml_peer *peer, struct ml_path_stats *ps
 	ml_json_u64(j, "failed", st.failed);
 	ml_json_u64(j, "restarts", st.restarts);
 	ml_json_u64(j, "declared_down", st.declared_down);
+	ml_json_u64(j, "compressed_msgs", st.compressed_msgs);
+	ml_json_u64(j, "compressed_in", st.compressed_in);
+	ml_json_u64(j, "compressed_out", st.compressed_out);
+	ml_json_u64(j, "expanded_msgs", st.expanded_msgs);
 	ml_json_open(j, "paths", '[');
 	for (unsigned i = 0; i < n; i++)
 		path_json(j, i, &ps[i]);

@@ -67,6 +67,49 @@ void ml_msg_free(struct ml_msg_out *m)
 	free(m);
 }
 
+/* The codec of flags the peer accepts (0: none). */
+static int send_codec(struct ml_peer *p, unsigned flags)
+{
+	unsigned accepted = __atomic_load_n(&p->peer_codecs, __ATOMIC_RELAXED);
+	if ((flags & ML_SEND_LZ4) && (accepted & ML_ACCEPT_LZ4))
+		return ML_CODEC_LZ4;
+	if ((flags & ML_SEND_ZSTD) && (accepted & ML_ACCEPT_ZSTD))
+		return ML_CODEC_ZSTD;
+	return ML_CODEC_NONE;
+}
+
+/* Make m's payload the compressed bytes of bufs. -1: it goes as it is (the
+ * peer takes no such codec, the data does not shrink, or no memory). */
+static int compress(struct ml_peer *p, struct ml_msg_out *m, const struct ml_buf *bufs,
+		    unsigned nbufs, long niov, unsigned flags)
+{
+	int codec = send_codec(p, flags);
+	if (!codec || !m->len)
+		return -1;
+	struct iovec one = { 0 }, *iov = niov > 1 ? calloc((size_t)niov, sizeof(*iov)) : &one;
+	if (!iov)
+		return -1;
+	unsigned n = 0;
+	for (unsigned i = 0; i < nbufs; i++)
+		n += buf_iov_fill(&bufs[i], iov + n);
+	size_t out_len;
+	void *out = ml_codec_compress(codec, iov, n, m->len, &out_len);
+	if (iov != &one)
+		free(iov);
+	if (!out)
+		return -1;
+	__atomic_fetch_add(&p->st.compressed_msgs, 1, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&p->st.compressed_in, m->len, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&p->st.compressed_out, out_len, __ATOMIC_RELAXED);
+	m->copy = out;
+	m->len = (uint32_t)out_len;
+	m->iov1[0].iov_base = out;
+	m->iov1[0].iov_len = out_len;
+	m->iovcnt = 1;
+	m->wflags = (uint8_t)(codec << ML_FLAG_CODEC_SHIFT);
+	return 0;
+}
+
 /* Build a message from buffer references; NULL with *err set on failure. */
 static struct ml_msg_out *msg_build(struct ml_peer *p, const struct ml_buf *bufs, unsigned nbufs,
 				    unsigned flags, int *err)
@@ -95,6 +138,13 @@ static struct ml_msg_out *msg_build(struct ml_peer *p, const struct ml_buf *bufs
 	m->len = (uint32_t)total;
 	m->cmd.type = ML_CMD_SEND;
 	m->iov = m->iov1;
+	if (flags & (ML_SEND_LZ4 | ML_SEND_ZSTD)) {
+		if (compress(p, m, bufs, nbufs, niov, flags) == 0) {
+			*err = 0;
+			return m;
+		}
+		flags |= ML_SEND_COPY; /* as it is, but the caller may still reuse its memory */
+	}
 	/* A fragment must fit one writev with room to spare (ML_TX_IOV): a
 	 * payload scattered over more pieces than that is gathered into a copy. */
 	if (niov > ML_MSG_IOV_MAX)
@@ -244,7 +294,7 @@ static int respond(ml_request *req, const struct ml_buf *bufs, unsigned nbufs, u
 	}
 	admit(req->peer, m->len, 1);
 	m->kind = ML_KIND_RESPONSE;
-	m->wflags = wflags;
+	m->wflags |= wflags;
 	m->tag = req->tag;
 	m->ref = req->seq;
 	m->req = req;
@@ -371,7 +421,7 @@ uint32_t ml_peer_node_id(const ml_peer *peer)
 /* The copies below go word by word over runs of uint64_t counters. */
 _Static_assert((sizeof(struct ml_peer_stats) - offsetof(struct ml_peer_stats, msgs_sent)) %
 			       sizeof(uint64_t) == 0 &&
-		       offsetof(struct ml_peer_stats, declared_down) + sizeof(uint64_t) ==
+		       offsetof(struct ml_peer_stats, expanded_msgs) + sizeof(uint64_t) ==
 			       sizeof(struct ml_peer_stats),
 	       "ml_peer_stats must end with its run of uint64_t counters");
 _Static_assert(offsetof(struct ml_path_stats, rtt_us) - offsetof(struct ml_path_stats, frames_sent) ==
@@ -411,6 +461,7 @@ int ml_peer_stats_get(ml_peer *p, struct ml_peer_stats *st, struct ml_path_stats
 				b[j] = __atomic_load_n(&a[j], __ATOMIC_RELAXED);
 			__atomic_load(&s->rtt_us, &d->rtt_us, __ATOMIC_RELAXED);
 			__atomic_load(&s->rate_bps, &d->rate_bps, __ATOMIC_RELAXED);
+			d->protect = ML_STAT_GET(s->protect);
 			pthread_mutex_lock(&path->reason_lock); /* an inbound path's url changes on reconnect */
 			memcpy(d->url, s->url, sizeof(d->url));
 			d->url[sizeof(d->url) - 1] = 0;

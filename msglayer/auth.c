@@ -190,14 +190,14 @@ int ml_keyring_enabled(struct ml_keyring *kr)
 }
 
 int ml_auth_mac(const struct ml_key *k, const char *label, const uint8_t *hello, size_t hello_len,
-		const uint8_t nonce[ML_NONCE_LEN], uint8_t out[ML_MAC_LEN])
+		const uint8_t nonce[ML_NONCE_LEN], int protect, uint8_t out[ML_MAC_LEN])
 {
 	static const char domain[] = "msglayer-auth-v1 ";
 	uint8_t msg[64 + 256];
 	size_t dl = sizeof(domain) - 1, ll = strlen(label), n = 0;
 	unsigned outlen = 0;
 	/* Callers pass a HELLO payload of at most 128 bytes and short labels. */
-	if (dl + ll + 1 + hello_len + ML_NONCE_LEN > sizeof(msg))
+	if (dl + ll + 1 + hello_len + ML_NONCE_LEN + 1 > sizeof(msg))
 		return -1;
 	memcpy(msg + n, domain, dl);
 	n += dl;
@@ -208,6 +208,7 @@ int ml_auth_mac(const struct ml_key *k, const char *label, const uint8_t *hello,
 	n += hello_len;
 	memcpy(msg + n, nonce, ML_NONCE_LEN);
 	n += ML_NONCE_LEN;
+	msg[n++] = (uint8_t)protect;
 	if (!HMAC(EVP_sha256(), k->key, ML_KEY_LEN, msg, n, out, &outlen) || outlen != ML_MAC_LEN)
 		return -1;
 	return 0;

@@ -48,14 +48,16 @@ int ml_keyring_offer(struct ml_keyring *kr, struct ml_key *out);
 int ml_keyring_find(struct ml_keyring *kr, const uint8_t id[ML_KEY_ID_LEN], struct ml_key *out);
 int ml_keyring_enabled(struct ml_keyring *kr);
 
-/* HMAC-SHA256 over label, the connector's HELLO payload and the acceptor's
- * nonce: the acceptor proves its key with label "acceptor", then the
- * connector with "connector". Everything a HELLO names (node ids,
- * incarnations, path, the connector's nonce) is bound; the acceptor's
- * fresh nonce makes a recorded answer useless on another connection.
+/* HMAC-SHA256 over label, the connector's HELLO payload, the acceptor's
+ * nonce and the protection the acceptor chose: the acceptor proves its key
+ * with label "acceptor", then the connector with "connector". Everything a
+ * HELLO names (node ids, incarnations, path, the connector's nonce, the
+ * protection it asks for) is bound, and so is the choice, so nobody in
+ * between can weaken it; the acceptor's fresh nonce makes a recorded answer
+ * useless on another connection.
  * 0, or -1 if it could not be computed (the handshake must then fail). */
 int ml_auth_mac(const struct ml_key *k, const char *label, const uint8_t *hello, size_t hello_len,
-		const uint8_t nonce[ML_NONCE_LEN], uint8_t out[ML_MAC_LEN]);
+		const uint8_t nonce[ML_NONCE_LEN], int protect, uint8_t out[ML_MAC_LEN]);
 /* Constant-time comparison of two MACs: 1 if equal. */
 int ml_auth_mac_equal(const uint8_t a[ML_MAC_LEN], const uint8_t b[ML_MAC_LEN]);
 /* 0, or -1 when no random bytes could be had. */

@@ -68,6 +68,7 @@ void ml_config_init(struct ml_config *cfg)
 	cfg->flap_hold_max_s = 10.0;
 	cfg->tcp_user_timeout_s = 5.0;
 	cfg->accept_unknown_peers = 1;
+	cfg->accept_codecs = ML_ACCEPT_LZ4 | ML_ACCEPT_ZSTD;
 	cfg->log_level = ML_LOG_WARN;
 	const char *lv = getenv("ML_LOG_LEVEL");
 	if (lv)
@@ -96,8 +97,13 @@ static int config_complete(struct ml_config *c)
 	    c->workers > 64 || c->busy_poll_us > 1000000 || !(c->reconnect_min_s > 0) || c->reconnect_min_s > c->reconnect_max_s ||
 	    !(c->session_timeout_s > 0) || !(c->heartbeat_interval_s >= 0.001) ||
 	    !(c->path_down_s >= 0) || !(c->all_silent_down_s > 0) || !(c->probation_s > 0) ||
-	    !(c->flap_window_s > 0) || !(c->flap_hold_max_s > 0) || !(c->tcp_user_timeout_s >= 0.1))
+	    !(c->flap_window_s > 0) || !(c->flap_hold_max_s > 0) || !(c->tcp_user_timeout_s >= 0.1) ||
+	    c->protect < ML_PROTECT_NONE || c->protect > ML_PROTECT_ENCRYPT)
 		return ML_EINVAL; /* (written so that NaN fails too) */
+	if (c->protect && !c->key_file) {
+		c->log(c->log_arg, ML_LOG_ERR, "protect = mac or encrypt needs a cluster key (key_file)");
+		return ML_EINVAL;
+	}
 	return 0;
 }
 
@@ -216,8 +222,9 @@ static void run_cmd(struct ml_worker *w, struct ml_cmd *c)
 			ml_log(w->ctx, ML_LOG_WARN, "peer %u: refusing inbound path: too many paths", p->node_id);
 			ca->ops->close(ca->fd);
 		} else {
-			ml_path_attach(path, ca->fd, ca->ops, &ca->hello, ca->url);
+			ml_path_attach(path, ca);
 		}
+		explicit_bzero(ca, sizeof(*ca)); /* the path's keys */
 		free(ca);
 		break;
 	}
@@ -417,6 +424,7 @@ static void worker_fini(struct ml_worker *w)
 		} else if (c->type == ML_CMD_ATTACH) {
 			struct ml_cmd_attach *ca = caa_container_of(c, struct ml_cmd_attach, cmd);
 			ca->ops->close(ca->fd);
+			explicit_bzero(ca, sizeof(*ca));
 			free(ca);
 		} else if (c->type != ML_CMD_LISTEN) { /* listeners are freed with the context */
 			free(c);
@@ -579,6 +587,11 @@ int ml_ctx_reload_key(ml_ctx *ctx, const char *key_file)
 	struct ml_key keys[ML_KEYS_MAX];
 	unsigned n = 0;
 	char err[384];
+	if (!key_file && ctx->cfg.protect) {
+		ml_log(ctx, ML_LOG_ERR, "the cluster key cannot be removed: paths are protected (%s)",
+		       ml_protect_name(ctx->cfg.protect));
+		return ML_EINVAL;
+	}
 	if (key_file && ml_key_file_read(key_file, keys, &n, err, sizeof(err)) != 0) {
 		ml_log(ctx, ML_LOG_ERR, "%s", err);
 		return ML_EKEY;

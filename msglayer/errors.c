@@ -1,6 +1,8 @@
 /* errors.c - ml_strerror: one sentence per status, stable for logs and tools. */
 #include "msglayer.h"
 
+#include <string.h>
+
 const char *ml_strerror(int status)
 {
 	switch (status) {
@@ -55,4 +57,22 @@ const char *ml_path_state_name(int state)
 	case ML_PATH_PROBATION: return "probation";
 	default: return "unknown";
 	}
+}
+
+const char *ml_protect_name(int protect)
+{
+	switch (protect) {
+	case ML_PROTECT_NONE: return "none";
+	case ML_PROTECT_MAC: return "mac";
+	case ML_PROTECT_ENCRYPT: return "encrypt";
+	default: return "unknown";
+	}
+}
+
+int ml_protect_parse(const char *name)
+{
+	for (int m = ML_PROTECT_NONE; m <= ML_PROTECT_ENCRYPT; m++)
+		if (name && !strcmp(name, ml_protect_name(m)))
+			return m;
+	return ML_EINVAL;
 }

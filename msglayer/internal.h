@@ -22,6 +22,8 @@
 
 #include "msglayer.h"
 #include "auth.h"
+#include "seal.h"
+#include "codec.h"
 #include "reasm.h"
 #include "rxwin.h"
 #include "wire.h"
@@ -79,6 +81,8 @@ struct ml_cmd_attach {
 	const struct ml_transport_ops *ops;
 	struct ml_hello hello;
 	char url[ML_URL_MAX];
+	int protect;                              /* enum ml_protect chosen in the handshake */
+	uint8_t seal_c2a[32], seal_a2c[32];       /* its keys (protect > 0) */
 };
 
 struct ml_cmd_fault {
@@ -172,6 +176,8 @@ struct ml_path {
 	int auth_failed;       /* an authentication failure was logged as an error (once per streak) */
 	uint8_t auth_hello[ML_HELLO_MAX]; /* outbound: our HELLO payload, which the MACs cover */
 	struct ml_key auth_key; /* outbound: the key our HELLO offered */
+	struct ml_seal *seal;   /* protected connection: its records (NULL: frames as they are) */
+	int seal_rx_wait;       /* outbound: input is sealed only after the HELLO_ACK */
 	int counted_up;        /* counted in peer->paths_up (state UP) */
 	int held;              /* reconnect delayed by flap damping */
 	ev_io rio, wio;
@@ -248,6 +254,7 @@ struct ml_peer {
 
 	uint64_t my_inc;      /* our incarnation for this session (rule 6) */
 	uint64_t peer_inc;    /* 0 until the first handshake */
+	unsigned peer_codecs; /* ML_ACCEPT_* the peer announced (atomic: senders read it) */
 	uint64_t session_id;  /* my_inc ^ peer_inc, in every frame header */
 	int ended_status;     /* why the last session ended: for answers given to it later */
 	uint32_t frag_size;   /* negotiated: min of both max_frag_payload */
@@ -318,7 +325,8 @@ struct ml_greeting {
 	struct ml_hello hello;  /* ... from this HELLO, */
 	uint8_t hello_raw[ML_HELLO_MAX]; /* its first bytes, which the MACs cover, */
 	struct ml_key key;      /* with the key it named */
-	uint8_t nonce[ML_NONCE_LEN]; /* and our challenge */
+	uint8_t nonce[ML_NONCE_LEN]; /* and our challenge, */
+	int protect;            /* the protection we chose */
 	size_t len;
 	uint8_t buf[ML_WIRE_HDR_MAX + ML_WIRE_CTRL_MAX];
 	char url[ML_URL_MAX];
@@ -400,8 +408,7 @@ void ml_msg_free(struct ml_msg_out *m);
 /* path.c: connections, framing, batching */
 struct ml_path *ml_path_new(struct ml_peer *p, int outbound, unsigned origin_idx, const char *url);
 void ml_path_start_connect(struct ml_path *path);
-void ml_path_attach(struct ml_path *path, int fd, const struct ml_transport_ops *ops,
-		    const struct ml_hello *hello, const char *url);
+void ml_path_attach(struct ml_path *path, const struct ml_cmd_attach *ca);
 void ml_path_fail(struct ml_path *path, int status, const char *why);
 void ml_path_free(struct ml_path *path);
 void ml_path_flush(struct ml_path *path);

@@ -123,6 +123,14 @@ static void greeting_attach(struct ml_greeting *g, const struct ml_hello *hello)
 	ca->ops = g->ops;
 	ca->hello = *hello;
 	snprintf(ca->url, sizeof(ca->url), "%s", g->url);
+	ca->protect = g->protect;
+	if (g->protect &&
+	    ml_seal_derive(&g->key, g->hello_raw, ML_HELLO_MAX, g->nonce, g->protect, ca->seal_c2a,
+			   ca->seal_a2c) != 0) {
+		free(ca);
+		greeting_reject(g, ML_ESYS, "cannot derive the path's keys");
+		return;
+	}
 	greeting_end(g, 0);
 	ml_worker_post(p->w, &ca->cmd);
 }
@@ -138,8 +146,14 @@ static void greeting_challenge(struct ml_greeting *g, const struct ml_hello *hel
 	memset(g->hello_raw, 0, sizeof(g->hello_raw));
 	memcpy(g->hello_raw, payload, len < ML_HELLO_MAX ? len : ML_HELLO_MAX);
 	ml_frame_encode(frame, &h);
+	memset(frame + ML_WIRE_HDR_LEN, 0, ML_AUTH_CHALLENGE_LEN);
+	/* The stronger of the two: what the connector asks for, what we require. */
+	g->protect = (int)ML_HELLO_PROTECT(hello->flags);
+	if (g->protect < g->ctx->cfg.protect)
+		g->protect = g->ctx->cfg.protect;
+	frame[ML_WIRE_HDR_LEN + ML_NONCE_LEN + ML_MAC_LEN] = (uint8_t)g->protect;
 	if (ml_auth_nonce(g->nonce) != 0 ||
-	    ml_auth_mac(&g->key, "acceptor", g->hello_raw, ML_HELLO_MAX, g->nonce,
+	    ml_auth_mac(&g->key, "acceptor", g->hello_raw, ML_HELLO_MAX, g->nonce, g->protect,
 			frame + ML_WIRE_HDR_LEN + ML_NONCE_LEN) != 0) {
 		greeting_reject(g, ML_ESYS, "cannot compute the authentication challenge");
 		return;
@@ -163,14 +177,13 @@ static void greeting_check_proof(struct ml_greeting *g, const struct ml_frame_hd
 		greeting_reject(g, ML_EAUTH, "the connector did not answer the authentication challenge");
 		return;
 	}
-	if (ml_auth_mac(&g->key, "connector", g->hello_raw, ML_HELLO_MAX, g->nonce, want) != 0 ||
+	if (ml_auth_mac(&g->key, "connector", g->hello_raw, ML_HELLO_MAX, g->nonce, g->protect, want) != 0 ||
 	    !ml_auth_mac_equal(want, payload)) {
 		greeting_reject(g, ML_EAUTH, "the connector failed authentication (wrong cluster key, "
 					     "or a replayed handshake)");
 		return;
 	}
-	explicit_bzero(&g->key, sizeof(g->key));
-	greeting_attach(g, &g->hello);
+	greeting_attach(g, &g->hello); /* derives the path's keys, then forgets ours */
 }
 
 static void greeting_check(struct ml_greeting *g)

@@ -125,6 +125,28 @@ enum ml_sched_policy {
 	ML_SCHED_ROUND_ROBIN = 1,
 };
 
+/* Protection of the frames on a path once the handshake authenticated it
+ * (doc/security.md): none beyond the handshake; integrity (every byte is
+ * authenticated, AES-256-GCM used as GMAC); or integrity and confidentiality
+ * (AES-256-GCM). */
+enum ml_protect {
+	ML_PROTECT_NONE = 0,
+	ML_PROTECT_MAC = 1,
+	ML_PROTECT_ENCRYPT = 2,
+};
+/* "none", "mac", "encrypt"; ml_protect_parse gives the mode or ML_EINVAL. */
+const char *ml_protect_name(int protect);
+int ml_protect_parse(const char *name);
+
+/* Codecs of compressed messages (ML_SEND_LZ4, ML_SEND_ZSTD; cfg.accept_codecs). */
+enum ml_codec {
+	ML_CODEC_NONE = 0,
+	ML_CODEC_LZ4 = 1,
+	ML_CODEC_ZSTD = 2,
+};
+#define ML_ACCEPT_LZ4 (1u << ML_CODEC_LZ4)
+#define ML_ACCEPT_ZSTD (1u << ML_CODEC_ZSTD)
+
 /* ---- context -------------------------------------------------------------- */
 
 struct ev_loop;
@@ -171,8 +193,13 @@ struct ml_config {
 	const char *admin_socket;     /* Unix socket for mlctl (NULL: none) */
 	const char *key_file;         /* cluster key (ml-keygen): every path authenticates
 	                                 with it; NULL: no authentication (doc/security.md) */
+	int protect;                  /* enum ml_protect: the least protection this node sends
+	                                 and accepts on a path (needs key_file); a path gets the
+	                                 stronger of its two ends' settings (default NONE) */
 
 	int accept_unknown_peers;     /* 1 (default): a node that connects becomes a peer */
+	unsigned accept_codecs;       /* ML_ACCEPT_* bits: the codecs peers may compress with when
+	                                 they send to us (default both; 0: none) */
 
 	/* Callbacks (all optional; arg is passed back). */
 	ml_request_cb on_request;
@@ -246,7 +273,14 @@ uint32_t ml_peer_node_id(const ml_peer *peer);
 
 enum ml_send_flags {
 	ML_SEND_COPY = 1, /* copy the payload now; the caller may reuse it at once */
+	ML_SEND_LZ4 = 2,  /* compress with LZ4 (fast), if the peer accepts it and it pays */
+	ML_SEND_ZSTD = 4, /* compress with zstd (smaller), likewise; LZ4 wins if both are set */
 };
+/* A compressed message is compressed whole, on the sending thread, into a
+ * copy (so the caller may reuse its memory at once, as with ML_SEND_COPY);
+ * the receiver gets it expanded. Data that does not get smaller goes as it
+ * is, and so does every message to a peer that did not accept the codec in
+ * its handshake (or before the first handshake). doc/api.md. */
 
 /* Send a request. Without ML_SEND_COPY the payload memory must stay valid and
  * unchanged until cb runs. cb runs exactly once: with the response, or with an
@@ -328,6 +362,7 @@ struct ml_path_stats {
 	double rtt_us;             /* smoothed RTT from heartbeats (0: not measured yet) */
 	double rate_bps;           /* estimated delivery rate, bytes/s */
 	char reason[96];           /* why the last transition happened */
+	int protect;               /* enum ml_protect of its current connection */
 };
 
 struct ml_peer_stats {
@@ -346,6 +381,9 @@ struct ml_peer_stats {
 	uint64_t failed;                  /* sends completed with an error */
 	uint64_t restarts;                /* sessions ended: peer restarted, timeout, declared down */
 	uint64_t declared_down;           /* ml_peer_declare_down calls acted on */
+	uint64_t compressed_msgs;         /* messages sent compressed */
+	uint64_t compressed_in, compressed_out; /* their bytes before and after compression */
+	uint64_t expanded_msgs;           /* compressed messages received (and expanded) */
 };
 
 /* Snapshot of a peer's counters and up to *npaths path entries (*npaths is

@@ -33,6 +33,7 @@ static void on_probation_end(struct ev_loop *loop, ev_timer *t, int revents);
 static void on_fault_end(struct ev_loop *loop, ev_timer *t, int revents);
 static void on_rx_release(struct ev_loop *loop, ev_timer *t, int revents);
 static void parse_frames(struct ml_path *path);
+static void rx_pump(struct ml_path *path, ev_tstamp now);
 
 static uint64_t mono_ns(void)
 {
@@ -83,6 +84,7 @@ struct ml_path *ml_path_new(struct ml_peer *p, int outbound, unsigned origin_idx
 void ml_path_free(struct ml_path *path)
 {
 	pthread_mutex_destroy(&path->reason_lock);
+	ml_seal_free(path->seal);
 	free(path->tail);
 	free(path->rxbuf);
 	free(path);
@@ -177,8 +179,9 @@ static int tx_blocked(const struct ml_path *path)
 static void update_rx_watch(struct ml_path *path)
 {
 	struct ev_loop *loop = path->peer->w->loop;
-	int want = path->fd >= 0 && !rx_blocked(path) && path->mark_count < ML_RX_MARKS &&
-		   (path->rxcap - path->rxlen > 0 || path->rxoff > 0);
+	int room = path->seal && !path->seal_rx_wait ? ml_seal_rx_room(path->seal) > 0
+						    : path->rxcap - path->rxlen > 0 || path->rxoff > 0;
+	int want = path->fd >= 0 && !rx_blocked(path) && path->mark_count < ML_RX_MARKS && room;
 	if (want && !ev_is_active(&path->rio))
 		ev_io_start(loop, &path->rio);
 	else if (!want && ev_is_active(&path->rio))
@@ -217,6 +220,8 @@ static void hello_fill(struct ml_peer *p, struct ml_hello *h, unsigned path_idx)
 	h->max_frag_payload = p->ctx->cfg.max_frag_payload;
 	h->max_msg_size = p->ctx->cfg.max_msg_size;
 	h->window = p->rx.size;
+	h->flags = (uint16_t)((p->ctx->cfg.accept_codecs & (ML_ACCEPT_LZ4 | ML_ACCEPT_ZSTD))
+			      << ML_HELLO_F_CODEC_SHIFT);
 }
 
 static void send_hello(struct ml_path *path, uint8_t type)
@@ -232,7 +237,8 @@ static void send_hello(struct ml_path *path, uint8_t type)
 			ml_path_fail(path, ML_ESYS, "no random bytes for the authentication nonce");
 			return;
 		}
-		h.flags |= ML_HELLO_F_AUTH;
+		h.flags |= ML_HELLO_F_AUTH |
+			   (uint16_t)(path->peer->ctx->cfg.protect << ML_HELLO_F_PROTECT_SHIFT);
 		memcpy(h.key_id, path->auth_key.id, sizeof(h.key_id));
 		path->auth_wait = 1;
 	}
@@ -241,11 +247,26 @@ static void send_hello(struct ml_path *path, uint8_t type)
 	ml_path_send_ctrl(path, type, buf, (uint32_t)n);
 }
 
-/* The acceptor's challenge: check its proof, then give ours. */
+/* Seal what this path sends after the handshake bytes still waiting, and
+ * open what it receives (a connector: from the end of the HELLO_ACK on). */
+static int start_sealing(struct ml_path *path, int protect, const uint8_t *tx_key,
+			 const uint8_t *rx_key)
+{
+	path->seal = ml_seal_new(protect, tx_key, rx_key, path->ctrl_len - path->ctrl_off);
+	if (!path->seal) {
+		ml_path_fail(path, ML_ENOMEM, "cannot set up the path's protection");
+		return -1;
+	}
+	ML_STAT_SET(path->st.protect, protect);
+	return 0;
+}
+
+/* The acceptor's challenge: check its proof and its choice of protection,
+ * then give ours. */
 static void on_auth_challenge(struct ml_path *path, const struct ml_frame_hdr *h,
 			      const uint8_t *payload)
 {
-	uint8_t want[ML_MAC_LEN], proof[ML_MAC_LEN];
+	uint8_t want[ML_MAC_LEN], proof[ML_MAC_LEN], c2a[ML_SEAL_KEY_LEN], a2c[ML_SEAL_KEY_LEN];
 	if (!path->auth_wait) {
 		ml_path_fail(path, ML_EAUTH,
 			     ml_keyring_enabled(&path->peer->ctx->keys)
@@ -258,19 +279,36 @@ static void on_auth_challenge(struct ml_path *path, const struct ml_frame_hdr *h
 		return;
 	}
 	const uint8_t *nonce = payload, *mac = payload + ML_NONCE_LEN;
-	if (ml_auth_mac(&path->auth_key, "acceptor", path->auth_hello, ML_HELLO_MAX, nonce, want) ||
+	int protect = payload[ML_NONCE_LEN + ML_MAC_LEN];
+	if (ml_auth_mac(&path->auth_key, "acceptor", path->auth_hello, ML_HELLO_MAX, nonce, protect,
+			want) ||
 	    !ml_auth_mac_equal(want, mac)) {
 		ml_path_fail(path, ML_EAUTH, "the acceptor failed authentication (another cluster key, "
 					     "or a tampered handshake)");
 		return;
 	}
-	if (ml_auth_mac(&path->auth_key, "connector", path->auth_hello, ML_HELLO_MAX, nonce, proof)) {
-		ml_path_fail(path, ML_ESYS, "cannot compute the authentication proof");
+	if (protect < path->peer->ctx->cfg.protect || protect > ML_PROTECT_ENCRYPT) {
+		char why[96];
+		snprintf(why, sizeof(why), "the acceptor chose protection %d; this node needs %s",
+			 protect, ml_protect_name(path->peer->ctx->cfg.protect));
+		ml_path_fail(path, ML_EAUTH, why);
+		return;
+	}
+	if (ml_auth_mac(&path->auth_key, "connector", path->auth_hello, ML_HELLO_MAX, nonce, protect,
+			proof) ||
+	    (protect && ml_seal_derive(&path->auth_key, path->auth_hello, ML_HELLO_MAX, nonce,
+				       protect, c2a, a2c))) {
+		ml_path_fail(path, ML_ESYS, "cannot compute the authentication proof or the path's keys");
 		return;
 	}
 	explicit_bzero(&path->auth_key, sizeof(path->auth_key));
 	path->auth_wait = 0;
+	ML_STAT_SET(path->st.protect, ML_PROTECT_NONE);
 	ml_path_send_ctrl(path, ML_FT_AUTH, proof, sizeof(proof));
+	if (protect && start_sealing(path, protect, c2a, a2c) == 0)
+		path->seal_rx_wait = 1;
+	explicit_bzero(c2a, sizeof(c2a));
+	explicit_bzero(a2c, sizeof(a2c));
 }
 
 static void start_io(struct ml_path *path)
@@ -337,19 +375,21 @@ void ml_path_start_connect(struct ml_path *path)
 	ev_timer_start(p->w->loop, &path->timer);
 }
 
-void ml_path_attach(struct ml_path *path, int fd, const struct ml_transport_ops *ops,
-		    const struct ml_hello *hello, const char *url)
+void ml_path_attach(struct ml_path *path, const struct ml_cmd_attach *ca)
 {
-	path->fd = fd;
-	path->ops = ops;
+	path->fd = ca->fd;
+	path->ops = ca->ops;
 	path->connected = 1;
 	pthread_mutex_lock(&path->reason_lock); /* stats readers copy it under the lock */
-	snprintf(path->st.url, sizeof(path->st.url), "%s", url);
+	snprintf(path->st.url, sizeof(path->st.url), "%s", ca->url);
 	pthread_mutex_unlock(&path->reason_lock);
 	start_io(path);
-	if (ml_peer_check_incarnation(path->peer, hello, path) != 0)
+	if (ml_peer_check_incarnation(path->peer, &ca->hello, path) != 0)
 		return; /* path failed inside */
 	send_hello(path, ML_FT_HELLO_ACK);
+	ML_STAT_SET(path->st.protect, ML_PROTECT_NONE);
+	if (ca->protect && start_sealing(path, ca->protect, ca->seal_a2c, ca->seal_c2a) != 0)
+		return;
 	path_up(path);
 }
 
@@ -421,6 +461,9 @@ void ml_path_fail(struct ml_path *path, int status, const char *why)
 		snprintf(reason, sizeof(reason), "%s", why);
 	explicit_bzero(&path->auth_key, sizeof(path->auth_key));
 	path->auth_wait = 0;
+	ml_seal_free(path->seal);
+	path->seal = NULL;
+	path->seal_rx_wait = 0;
 	if (status == ML_EAUTH && !path->auth_failed && !p->w->stopped) {
 		/* A misconfigured cluster: an error, not a retry detail; once
 		 * until the path comes up, as the reconnects repeat it. */
@@ -599,6 +642,13 @@ static void frag_written(struct ml_path *path, struct ml_frag *f)
 	cds_list_add_tail(&f->link, &path->inflight);
 }
 
+/* writev, through the path's protection when it has one. */
+static ssize_t path_writev(struct ml_path *path, const struct iovec *iov, unsigned n)
+{
+	return path->seal ? ml_seal_writev(path->seal, path->ops, path->fd, iov, (int)n)
+			  : path->ops->writev(path->fd, iov, (int)n);
+}
+
 void ml_path_flush(struct ml_path *path)
 {
 	struct iovec iov[ML_TX_IOV];
@@ -611,6 +661,17 @@ void ml_path_flush(struct ml_path *path)
 		unsigned n = 0;
 		size_t bytes = 0;
 		struct ml_frag *f, *head = NULL;
+		/* Sealed bytes taken earlier go out before anything new. */
+		if (path->seal && ml_seal_pending(path->seal) &&
+		    ml_seal_drain(path->seal, path->ops, path->fd) != 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK) {
+				ev_io_start(path->peer->w->loop, &path->wio);
+				return;
+			}
+			char why[128];
+			ml_path_fail(path, ML_ESYS, io_error(path, errno, why, sizeof(why)));
+			return;
+		}
 		if (path->tail) {
 			iov[n].iov_base = path->tail + path->tail_off;
 			iov[n++].iov_len = path->tail_len - path->tail_off;
@@ -635,7 +696,7 @@ void ml_path_flush(struct ml_path *path)
 		}
 		if (n == 0)
 			return;
-		ssize_t w = path->ops->writev(path->fd, iov, (int)n);
+		ssize_t w = path_writev(path, iov, n);
 		if (w < 0) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK) {
 				ev_io_start(path->peer->w->loop, &path->wio);
@@ -687,7 +748,8 @@ void ml_path_flush(struct ml_path *path)
 				}
 			}
 		}
-		if (path->tail || path->head_written || path->ctrl_off < path->ctrl_len) {
+		if (path->tail || path->head_written || path->ctrl_off < path->ctrl_len ||
+		    (path->seal && ml_seal_pending(path->seal))) {
 			/* The kernel took less than offered: wait for room. */
 			ev_io_start(path->peer->w->loop, &path->wio);
 			return;
@@ -890,7 +952,7 @@ static void on_rx_release(struct ev_loop *loop, ev_timer *t, int revents)
 	struct ml_path *path = caa_container_of(t, struct ml_path, rx_release);
 	(void)revents;
 	release_due(path, ev_now(loop));
-	parse_frames(path);
+	rx_pump(path, ev_now(loop));
 	if (path->fd >= 0)
 		update_rx_watch(path);
 }
@@ -905,21 +967,43 @@ static void heard(struct ml_path *path, ev_tstamp now)
 	}
 }
 
+/* n bytes were appended to rxbuf (read, or opened from sealed records):
+ * they may be parsed now, or when the fault that holds them lets them go. */
+static void rx_arrived(struct ml_path *path, size_t n, ev_tstamp now)
+{
+	path->rxlen += n;
+	path->rx_total += (uint64_t)n;
+	if (path->fault == ML_FAULT_DELAY || path->fault == ML_FAULT_DROP || path->mark_count)
+		hold_read(path, now);
+	else
+		path->rx_ready = path->rx_total;
+}
+
+static int rx_sealed(const struct ml_path *path)
+{
+	return path->seal && !path->seal_rx_wait;
+}
+
 static void on_read(struct ev_loop *loop, ev_io *io, int revents)
 {
 	struct ml_path *path = caa_container_of(io, struct ml_path, rio);
 	(void)revents;
+	struct iovec v;
 
-	if (path->rxcap - path->rxlen < 4096 && path->rxoff > 0) {
-		memmove(path->rxbuf, path->rxbuf + path->rxoff, path->rxlen - path->rxoff);
-		path->rxlen -= path->rxoff;
-		path->rxoff = 0;
+	if (rx_sealed(path)) {
+		v = ml_seal_rx_space(path->seal);
+	} else {
+		if (path->rxcap - path->rxlen < 4096 && path->rxoff > 0) {
+			memmove(path->rxbuf, path->rxbuf + path->rxoff, path->rxlen - path->rxoff);
+			path->rxlen -= path->rxoff;
+			path->rxoff = 0;
+		}
+		v = (struct iovec){ path->rxbuf + path->rxlen, path->rxcap - path->rxlen };
 	}
-	if (path->rxlen == path->rxcap) { /* full of held bytes: let the kernel keep the rest */
+	if (v.iov_len == 0) { /* full of held bytes: let the kernel keep the rest */
 		update_rx_watch(path);
 		return;
 	}
-	struct iovec v = { path->rxbuf + path->rxlen, path->rxcap - path->rxlen };
 	ssize_t n = path->ops->readv(path->fd, &v, 1);
 	if (n == 0) {
 		ml_path_fail(path, ML_ENOTCONN, "peer closed the connection");
@@ -932,15 +1016,68 @@ static void on_read(struct ev_loop *loop, ev_io *io, int revents)
 		return;
 	}
 	ev_tstamp now = ev_now(loop);
-	path->rxlen += (size_t)n;
-	path->rx_total += (uint64_t)n;
-	if (path->fault == ML_FAULT_DELAY || path->fault == ML_FAULT_DROP || path->mark_count)
-		hold_read(path, now);
+	if (rx_sealed(path))
+		ml_seal_rx_got(path->seal, (size_t)n);
 	else
-		path->rx_ready = path->rx_total;
-	parse_frames(path);
+		rx_arrived(path, (size_t)n, now);
+	rx_pump(path, now);
 	if (path->fd >= 0)
 		update_rx_watch(path);
+}
+
+/* The HELLO_ACK was the last frame in the clear: what follows it in rxbuf
+ * is sealed, and goes back to the sealer to be opened. */
+static int switch_to_sealed(struct ml_path *path)
+{
+	size_t rest = path->rxlen - path->rxoff;
+	int rc = ml_seal_rx_push(path->seal, path->rxbuf + path->rxoff, rest);
+	if (rc) {
+		ml_path_fail(path, rc, "cannot keep the first sealed bytes");
+		return -1;
+	}
+	path->rxlen = path->rxoff;
+	path->rx_total -= rest;
+	if (path->rx_ready > path->rx_total)
+		path->rx_ready = path->rx_total;
+	for (unsigned i = 0; i < path->mark_count; i++) {
+		unsigned at = (path->mark_head + i) % ML_RX_MARKS;
+		if (path->marks[at].end > path->rx_total)
+			path->marks[at].end = path->rx_total;
+	}
+	path->seal_rx_wait = 0;
+	return 0;
+}
+
+/* Open the sealed records that fit into rxbuf and parse what may be
+ * parsed, again while that makes room for more. */
+static void rx_pump(struct ml_path *path, ev_tstamp now)
+{
+	for (;;) {
+		size_t got = 0;
+		if (rx_sealed(path)) {
+			const char *why = NULL;
+			if (path->rxoff > 0 && path->rxcap - path->rxlen < ML_SEAL_RECORD_MAX) {
+				memmove(path->rxbuf, path->rxbuf + path->rxoff, path->rxlen - path->rxoff);
+				path->rxlen -= path->rxoff;
+				path->rxoff = 0;
+			}
+			int rc = ml_seal_open(path->seal, path->rxbuf + path->rxlen,
+					      path->rxcap - path->rxlen, &got, &why);
+			if (rc) {
+				ml_path_fail(path, rc, why);
+				return;
+			}
+			if (got)
+				rx_arrived(path, got, now);
+		}
+		int waited = path->seal_rx_wait;
+		parse_frames(path);
+		if (path->fd < 0)
+			return;
+		int switched = waited && !path->seal_rx_wait;
+		if (!rx_sealed(path) || (!got && !switched))
+			return;
+	}
 }
 
 /* Parse and handle the whole frames among the bytes that may be parsed. */
@@ -979,6 +1116,11 @@ static void parse_frames(struct ml_path *path)
 		if (handle_frame(path, &h, at + h.hdr_len) != 0)
 			return;
 		path->rxoff += total;
+		if (path->seal_rx_wait && path->greeted) {
+			if (switch_to_sealed(path) != 0)
+				return;
+			break;
+		}
 	}
 	if (path->rxoff == path->rxlen)
 		path->rxoff = path->rxlen = 0;
@@ -1131,7 +1273,7 @@ static void clear_fault(struct ml_path *path, const char *why)
 	if (path->fd >= 0) {
 		/* Resume as a healed network would: what waited goes now. */
 		path->last_rx = ev_now(loop);
-		parse_frames(path);
+		rx_pump(path, ev_now(loop));
 	}
 	if (path->fd >= 0) {
 		update_rx_watch(path);

@@ -17,6 +17,7 @@
 #include <string.h>
 
 static void on_session_timer(struct ev_loop *loop, ev_timer *t, int revents);
+static void send_ack(struct ml_peer *p);
 
 static uint32_t pow2_at_least(uint32_t v)
 {
@@ -326,6 +327,16 @@ static void fail_paths_except(struct ml_peer *p, struct ml_path *keep, int statu
  * watcher of ours on the loop, which in embedded mode outlives us. */
 void ml_peer_cancel_all(struct ml_peer *p, int status)
 {
+	/* Our last acks, best effort: without them the peer would keep what
+	 * it last sent us (answers, their buffers) until its session timeout.
+	 * A fresh ACK goes into a socket with room at once; the kernel delivers
+	 * it after the close. */
+	if (p->ack_due) {
+		send_ack(p);
+		for (unsigned i = 0; i < p->npaths; i++)
+			if (p->paths[i]->greeted)
+				ml_path_flush(p->paths[i]);
+	}
 	fail_paths_except(p, NULL, status, "context closing");
 	for (unsigned i = 0; i < p->npaths; i++)
 		ev_timer_stop(p->w->loop, &p->paths[i]->timer);
@@ -360,6 +371,8 @@ int ml_peer_check_incarnation(struct ml_peer *p, const struct ml_hello *h, struc
 		       p->node_id, (unsigned long long)p->peer_inc, (unsigned long long)h->incarnation);
 		session_restart(p, via, ML_EPEERRESTART);
 	}
+	__atomic_store_n(&p->peer_codecs, (h->flags & ML_HELLO_F_CODEC_MASK) >> ML_HELLO_F_CODEC_SHIFT,
+			 __ATOMIC_RELAXED);
 	if (p->peer_inc != h->incarnation) {
 		p->peer_inc = h->incarnation;
 		p->session_id = p->my_inc ^ p->peer_inc;
@@ -699,6 +712,30 @@ static void deliver(struct ml_peer *p, const struct ml_frame_hdr *h, const void 
 	}
 }
 
+/* A compressed message is expanded before anyone sees it. -1: it does not
+ * expand (the frame breaks the session's rules). */
+static int deliver_expanded(struct ml_peer *p, const struct ml_frame_hdr *h, const void *data,
+			    uint32_t len)
+{
+	unsigned codec = ML_FLAG_CODEC(h->flags);
+	if (!codec) {
+		deliver(p, h, data, len);
+		return 0;
+	}
+	const char *why;
+	uint32_t n;
+	void *x = ml_codec_expand((int)codec, data, len, p->ctx->cfg.max_msg_size, &n, &why);
+	if (!x) {
+		ml_log(p->ctx, ML_LOG_WARN, "peer %u: message %llu: %s", p->node_id,
+		       (unsigned long long)h->seq, why);
+		return -1;
+	}
+	ML_STAT_ADD(p->st.expanded_msgs, 1);
+	deliver(p, h, x, n);
+	free(x);
+	return 0;
+}
+
 int ml_peer_on_data(struct ml_peer *p, struct ml_path *path, const struct ml_frame_hdr *h,
 		    const uint8_t *payload)
 {
@@ -706,6 +743,12 @@ int ml_peer_on_data(struct ml_peer *p, struct ml_path *path, const struct ml_fra
 	p->w->active = 1;
 	if (h->payload_len > p->frag_size)
 		return -1; /* 6.3: a longer message must come in fragments of at most F */
+	unsigned codec = ML_FLAG_CODEC(h->flags);
+	if (codec && !(p->ctx->cfg.accept_codecs & (1u << codec))) {
+		ml_log(p->ctx, ML_LOG_WARN, "peer %u: a message compressed with codec %u, which this "
+		       "node did not accept", p->node_id, codec);
+		return -1;
+	}
 	switch (ml_rxwin_check(&p->rx, h->seq)) {
 	case ML_RXWIN_OUT:
 		return -1;
@@ -727,8 +770,7 @@ int ml_peer_on_data(struct ml_peer *p, struct ml_path *path, const struct ml_fra
 		 * to refuse the number that maps there next. */
 		if (*slot)
 			return -1;
-		deliver(p, h, payload, h->payload_len);
-		return 0;
+		return deliver_expanded(p, h, payload, h->payload_len);
 	}
 	if (!*slot) {
 		/* A peer that keeps us busy reassembling more than its whole send
@@ -758,9 +800,10 @@ int ml_peer_on_data(struct ml_peer *p, struct ml_path *path, const struct ml_fra
 		struct ml_reasm *r = *slot;
 		*slot = NULL;
 		p->reasm_bytes -= r->msg_len;
-		deliver(p, h, r->buf, r->msg_len);
+		int rc = deliver_expanded(p, h, r->buf, r->msg_len);
 		ml_reasm_free(r);
 		free(r);
+		return rc;
 	}
 	return 0;
 }

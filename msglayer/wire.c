@@ -86,7 +86,7 @@ static enum ml_wire_err check_data(const struct ml_frame_hdr *h, const struct ml
 {
 	unsigned kind = h->flags & ML_FLAG_KIND_MASK;
 
-	if (kind == 0 || (h->flags & ~ML_FLAGS_KNOWN))
+	if (kind == 0 || (h->flags & ~ML_FLAGS_KNOWN) || ML_FLAG_CODEC(h->flags) == 3)
 		return ML_WIRE_EFLAGS;
 	if ((h->flags & ML_FLAG_ABORT) && kind != ML_KIND_RESPONSE)
 		return ML_WIRE_EFLAGS;
@@ -160,7 +160,7 @@ size_t ml_hello_encode(uint8_t out[ML_HELLO_MAX], const struct ml_hello *h)
 	ml_put16(out + 24, h->min_version);
 	ml_put16(out + 26, h->max_version);
 	ml_put16(out + 28, h->path_idx);
-	ml_put16(out + 30, h->flags & ML_HELLO_F_AUTH);
+	ml_put16(out + 30, h->flags & ML_HELLO_FLAGS_KNOWN);
 	ml_put32(out + 32, h->max_frag_payload);
 	ml_put32(out + 36, h->max_msg_size);
 	ml_put32(out + 40, h->window);
@@ -184,7 +184,7 @@ enum ml_wire_err ml_hello_decode(const uint8_t *p, size_t len, struct ml_hello *
 	h->min_version = ml_get16(p + 24);
 	h->max_version = ml_get16(p + 26);
 	h->path_idx = ml_get16(p + 28);
-	h->flags = ml_get16(p + 30) & ML_HELLO_F_AUTH;
+	h->flags = ml_get16(p + 30) & ML_HELLO_FLAGS_KNOWN;
 	h->max_frag_payload = ml_get32(p + 32);
 	h->max_msg_size = ml_get32(p + 36);
 	h->window = ml_get32(p + 40);
@@ -197,8 +197,10 @@ enum ml_wire_err ml_hello_decode(const uint8_t *p, size_t len, struct ml_hello *
 		memcpy(h->key_id, p + 48, 8);
 		memcpy(h->nonce, p + 56, 16);
 	}
+	unsigned protect = ML_HELLO_PROTECT(h->flags);
 	if (h->node_id == 0 || h->incarnation == 0 || h->min_version == 0 ||
-	    h->min_version > h->max_version || h->window == 0)
+	    h->min_version > h->max_version || h->window == 0 || protect > 2 ||
+	    (protect && !(h->flags & ML_HELLO_F_AUTH)))
 		return ML_WIRE_EBODY;
 	return ML_WIRE_OK;
 }

@@ -34,7 +34,11 @@ enum ml_msg_kind { ML_KIND_REQUEST = 1, ML_KIND_RESPONSE = 2, ML_KIND_ONEWAY = 3
 #define ML_FLAG_KIND_MASK 0x3u
 #define ML_FLAG_ABORT 0x4u  /* RESPONSE: the handler aborted; payload = reason text */
 #define ML_FLAG_CANCEL 0x8u /* ONEWAY, empty: the requester gave up request `ref` */
-#define ML_FLAGS_KNOWN (ML_FLAG_KIND_MASK | ML_FLAG_ABORT | ML_FLAG_CANCEL)
+/* bits 4-5: the codec of a compressed message (enum ml_codec; 3 is invalid) */
+#define ML_FLAG_CODEC_SHIFT 4
+#define ML_FLAG_CODEC_MASK 0x30u
+#define ML_FLAG_CODEC(flags) (((flags) & ML_FLAG_CODEC_MASK) >> ML_FLAG_CODEC_SHIFT)
+#define ML_FLAGS_KNOWN (ML_FLAG_KIND_MASK | ML_FLAG_ABORT | ML_FLAG_CANCEL | ML_FLAG_CODEC_MASK)
 
 struct ml_frame_hdr {
 	uint8_t version;
@@ -89,6 +93,16 @@ enum ml_wire_err ml_frame_decode(const uint8_t *buf, size_t len, const struct ml
 
 #define ML_HELLO_LEN 48
 #define ML_HELLO_F_AUTH 0x1u  /* flags: an authentication block follows */
+/* flags bits 1-2: protection (enum ml_protect, 0..2; needs AUTH). HELLO: the
+ * least the connector accepts; HELLO_ACK: what the acceptor chose. */
+#define ML_HELLO_F_PROTECT_SHIFT 1
+#define ML_HELLO_F_PROTECT_MASK 0x6u
+#define ML_HELLO_PROTECT(flags) (((flags) & ML_HELLO_F_PROTECT_MASK) >> ML_HELLO_F_PROTECT_SHIFT)
+/* flags bits 3-4: the codecs the sender accepts in messages sent to it
+ * (bit 3 LZ4, bit 4 zstd), in HELLO and HELLO_ACK alike */
+#define ML_HELLO_F_CODEC_SHIFT 2 /* ML_ACCEPT_* << 2 */
+#define ML_HELLO_F_CODEC_MASK 0x18u
+#define ML_HELLO_FLAGS_KNOWN (ML_HELLO_F_AUTH | ML_HELLO_F_PROTECT_MASK | ML_HELLO_F_CODEC_MASK)
 #define ML_HELLO_AUTH_LEN 24  /* key id (8), connector's nonce (16) */
 #define ML_HELLO_MAX (ML_HELLO_LEN + ML_HELLO_AUTH_LEN)
 struct ml_hello {
@@ -112,7 +126,7 @@ enum ml_wire_err ml_hello_decode(const uint8_t *p, size_t len, struct ml_hello *
 
 /* AUTH payloads: the acceptor's challenge (its nonce and its proof), then
  * the connector's proof. */
-#define ML_AUTH_CHALLENGE_LEN 48 /* nonce (16), MAC (32) */
+#define ML_AUTH_CHALLENGE_LEN 52 /* nonce (16), MAC (32), protection chosen (1), reserved (3) */
 #define ML_AUTH_PROOF_LEN 32     /* MAC */
 
 /* ACK payload: cumulative point, then ranges [start, end] (inclusive) above it. */

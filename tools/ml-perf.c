@@ -194,6 +194,14 @@ static int write_port_file(const char *path, ml_ctx *ctx, unsigned n)
 	return 0;
 }
 
+static int protect_option(const char *name)
+{
+	int m = ml_protect_parse(name);
+	if (m < 0)
+		die_usage("unknown --protect '%s' (none, mac or encrypt)", name);
+	return m;
+}
+
 static int server_main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -201,7 +209,7 @@ static int server_main(int argc, char **argv)
 		{ "port-file", required_argument, 0, 'p' }, { "workers", required_argument, 0, 'w' },
 		{ "admin-socket", required_argument, 0, 'a' }, { "help", no_argument, 0, 'h' },
 		{ "key-file", required_argument, 0, 'k' }, { "busy-poll", required_argument, 0, 'b' },
-		{ 0, 0, 0, 0 },
+		{ "protect", required_argument, 0, 'P' }, { 0, 0, 0, 0 },
 	};
 	const char *listen[MAX_PATHS], *port_file = NULL;
 	unsigned nlisten = 0;
@@ -209,7 +217,7 @@ static int server_main(int argc, char **argv)
 	ml_config_init(&cfg);
 	cfg.node_id = 1;
 	int c;
-	while ((c = getopt_long(argc, argv, "l:n:p:w:a:k:b:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "l:n:p:w:a:k:b:P:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'l':
 			if (nlisten == MAX_PATHS)
@@ -222,6 +230,7 @@ static int server_main(int argc, char **argv)
 		case 'a': cfg.admin_socket = optarg; break;
 		case 'k': cfg.key_file = optarg; break;
 		case 'b': cfg.busy_poll_us = (unsigned)atoi(optarg); break;
+		case 'P': cfg.protect = protect_option(optarg); break;
 		default: die_usage("server: unknown option%s", "");
 		}
 	}
@@ -303,6 +312,9 @@ static struct {
 	double duration, rate, warmup, drain, interval, session_timeout;
 	const char *key_file;
 	unsigned busy_poll_us;
+	int protect;
+	unsigned send_flags; /* --compress */
+	int payload_kind;    /* --payload */
 	int json;
 	struct fault_plan faults[MAX_FAULTS];
 	unsigned nfaults;
@@ -410,6 +422,29 @@ static void on_ack(void *arg, int status)
 	complete(arg, status);
 }
 
+enum { PAYLOAD_ZEROS, PAYLOAD_TEXT, PAYLOAD_RANDOM };
+
+/* What the requests carry: zeros (compress to nothing), text-like words
+ * (compress as logs and metadata do), or random bytes (do not compress). */
+static uint8_t *payload_new(size_t len, int kind)
+{
+	static const char *const words[] = { "block ", "volume ", "replica ", "write ", "read ",
+					     "flush ", "node-", "path ", "0x1f2e ", "\n" };
+	uint8_t *p = calloc(1, len ? len : 1);
+	unsigned seed = 1;
+	for (size_t at = 0; p && kind != PAYLOAD_ZEROS && at < len;) {
+		if (kind == PAYLOAD_RANDOM) {
+			p[at++] = (uint8_t)rand_r(&seed);
+			continue;
+		}
+		const char *w = words[rand_r(&seed) % 10];
+		size_t l = strlen(w) < len - at ? strlen(w) : len - at;
+		memcpy(p + at, w, l);
+		at += l;
+	}
+	return p;
+}
+
 /* Send one request (or message) planned for time t_planned; 0 or ML_EAGAIN. */
 static int issue_one(double t_planned)
 {
@@ -420,8 +455,8 @@ static int issue_one(double t_planned)
 	s->t_planned = t_planned;
 	struct ml_buf b = ml_buf_iov(s->iov, 2);
 	int rc = cl.test == TEST_STREAM
-			 ? ml_message_send(cl.peer, TAG_MESSAGE, &b, 1, 0, on_ack, s)
-			 : ml_request_send(cl.peer, TAG_REQUEST, &b, 1, 0, on_response, s);
+			 ? ml_message_send(cl.peer, TAG_MESSAGE, &b, 1, cl.send_flags, on_ack, s)
+			 : ml_request_send(cl.peer, TAG_REQUEST, &b, 1, cl.send_flags, on_response, s);
 	if (rc == ML_EAGAIN)
 		return rc;
 	if (rc) {
@@ -753,7 +788,9 @@ static void client_options(int argc, char **argv)
 		{ "fault", required_argument, 0, 'f' },     { "json", no_argument, 0, 'j' },
 		{ "node", required_argument, 0, 'n' },      { "server-node", required_argument, 0, 'N' },
 		{ "session-timeout", required_argument, 0, 'S' }, { "key-file", required_argument, 0, 'k' },
-		{ "busy-poll", required_argument, 0, 'b' }, { 0, 0, 0, 0 },
+		{ "busy-poll", required_argument, 0, 'b' }, { "protect", required_argument, 0, 'P' },
+		{ "compress", required_argument, 0, 'C' }, { "payload", required_argument, 0, 'L' },
+		{ 0, 0, 0, 0 },
 	};
 	int c;
 	long resp = -1, size = -1, window = -1;
@@ -762,7 +799,7 @@ static void client_options(int argc, char **argv)
 	cl.interval = 1;
 	cl.node = 2;
 	cl.server_node = 1;
-	while ((c = getopt_long(argc, argv, "p:t:s:r:w:d:R:W:D:i:f:jn:N:S:k:b:", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "p:t:s:r:w:d:R:W:D:i:f:jn:N:S:k:b:P:C:L:", opts, NULL)) != -1) {
 		switch (c) {
 		case 'p': add_urls(optarg); break;
 		case 't':
@@ -789,6 +826,25 @@ static void client_options(int argc, char **argv)
 		case 'S': cl.session_timeout = atof(optarg); break;
 		case 'k': cl.key_file = optarg; break;
 		case 'b': cl.busy_poll_us = (unsigned)atoi(optarg); break;
+		case 'P': cl.protect = protect_option(optarg); break;
+		case 'C':
+			if (!strcmp(optarg, "lz4"))
+				cl.send_flags = ML_SEND_LZ4;
+			else if (!strcmp(optarg, "zstd"))
+				cl.send_flags = ML_SEND_ZSTD;
+			else if (strcmp(optarg, "none"))
+				die_usage("unknown --compress '%s' (none, lz4 or zstd)", optarg);
+			break;
+		case 'L':
+			if (!strcmp(optarg, "zeros"))
+				cl.payload_kind = PAYLOAD_ZEROS;
+			else if (!strcmp(optarg, "text"))
+				cl.payload_kind = PAYLOAD_TEXT;
+			else if (!strcmp(optarg, "random"))
+				cl.payload_kind = PAYLOAD_RANDOM;
+			else
+				die_usage("unknown --payload '%s' (zeros, text or random)", optarg);
+			break;
 		case 'f':
 			if (cl.nfaults == MAX_FAULTS)
 				die_usage("too many --fault (at most 16)%s", "");
@@ -826,7 +882,7 @@ static int client_main(int argc, char **argv)
 		cl.run_id = (uint64_t)getpid() << 32 ^ (uint64_t)(now() * 1e6);
 	if (ur)
 		fclose(ur);
-	cl.payload = calloc(1, cl.size);
+	cl.payload = payload_new(cl.size, cl.payload_kind);
 	cl.slots = calloc(cl.window, sizeof(*cl.slots));
 	cl.nbuckets = (unsigned)((cl.duration + cl.drain + 1) * 10);
 	cl.buckets = calloc(cl.nbuckets, sizeof(*cl.buckets));
@@ -849,6 +905,7 @@ static int client_main(int argc, char **argv)
 		cfg.session_timeout_s = cl.session_timeout;
 	cfg.key_file = cl.key_file;
 	cfg.busy_poll_us = cl.busy_poll_us;
+	cfg.protect = cl.protect;
 	int rc = ml_ctx_create(&cfg, &cl.ctx);
 	if (!rc)
 		rc = ml_peer_add(cl.ctx, cl.server_node, cl.urls, cl.nurls, &cl.peer);
@@ -906,13 +963,14 @@ static int client_main(int argc, char **argv)
 static const char usage[] =
 	"usage: ml-perf server --listen URL [--listen URL...] [--node N] [--port-file FILE]\n"
 	"                      [--workers N] [--admin-socket PATH] [--key-file FILE]\n"
-	"                      [--busy-poll US]\n"
+	"                      [--busy-poll US] [--protect none|mac|encrypt]\n"
 	"       ml-perf client --peer URL[,URL...] [--test rr|stream|bw] [--size BYTES]\n"
 	"                      [--resp-size BYTES] [--window N] [--duration S] [--rate R]\n"
 	"                      [--warmup S] [--drain S] [--interval S] [--json]\n"
 	"                      [--fault at=S,path=I,kind=NAME[,value=X][,for=S]]...\n"
 	"                      [--node N] [--server-node N] [--session-timeout S]\n"
-	"                      [--key-file FILE] [--busy-poll US]\n"
+	"                      [--key-file FILE] [--busy-poll US] [--protect none|mac|encrypt]\n"
+	"                      [--compress none|lz4|zstd] [--payload zeros|text|random]\n"
 	"Exit: 0 all requests succeeded once; 1 lost, duplicated or failed; 2 usage or setup.\n"
 	"See doc/ml-perf.md.\n";
 

@@ -71,8 +71,9 @@ static enum ml_wire_err spec_decode(const uint8_t *b, size_t len, const struct m
 		return flags || deadline ? ML_WIRE_EFLAGS
 		       : payload > 4096  ? ML_WIRE_EPAYLOAD : ML_WIRE_OK;
 	/* 4.2: kind 1..3; ABORT only on a response; CANCEL only on an empty
-	 * one-way message naming a request; a deadline only on a request. */
-	if (kind == 0 || (flags & ~0xfu) || ((flags & 4) && kind != 2) ||
+	 * one-way message naming a request; a deadline only on a request;
+	 * codec (bits 4-5) 0..2. */
+	if (kind == 0 || (flags & ~0x3fu) || (flags & 0x30) == 0x30 || ((flags & 4) && kind != 2) ||
 	    ((flags & 8) && (kind != 3 || msg_len != 0 || ref == 0)) || (deadline && kind != 1))
 		return ML_WIRE_EFLAGS;
 	if (payload > lim->max_frag_payload)
@@ -85,12 +86,14 @@ static enum ml_wire_err spec_decode(const uint8_t *b, size_t len, const struct m
 }
 
 /* 4.1: at least 48 bytes (72 with flag AUTH, bit 0 at 30); node_id,
- * incarnation, min_version, window not 0; min_version <= max_version. */
+ * incarnation, min_version, window not 0; min_version <= max_version;
+ * PROTECT (bits 1-2) at most 2, and only with AUTH. */
 static int spec_hello_ok(const uint8_t *p, size_t len)
 {
+	unsigned flags = len >= 32 ? ml_get16(p + 30) : 0, protect = (flags >> 1) & 3;
 	return len >= 48 && ml_get32(p) && ml_get64(p + 8) && ml_get16(p + 24) &&
 	       ml_get16(p + 24) <= ml_get16(p + 26) && ml_get32(p + 40) &&
-	       (!(ml_get16(p + 30) & 1) || len >= 72);
+	       (!(flags & 1) || len >= 72) && protect <= 2 && (!protect || (flags & 1));
 }
 
 /* 4.3, in 128-bit arithmetic so that nothing can wrap. */
@@ -162,10 +165,11 @@ static void check_hello(const uint8_t *p, size_t len)
 	uint8_t enc[ML_HELLO_MAX];
 	size_t n = ml_hello_encode(enc, &h);
 	int auth = ml_get16(p + 30) & 1;
+	unsigned known = ml_get16(p + 30) & 0x1f; /* AUTH, PROTECT, CODECS */
 	/* Equal but for the reserved fields and unknown flags, which the
 	 * encoder writes as 0; the authentication block when flagged. */
 	FZ_CHECK(n == (auth ? ML_HELLO_MAX : ML_HELLO_LEN) && memcmp(enc, p, 30) == 0 &&
-			 memcmp(enc + 32, p + 32, 12) == 0 && ml_get16(enc + 30) == auth &&
+			 memcmp(enc + 32, p + 32, 12) == 0 && ml_get16(enc + 30) == known &&
 			 ml_get32(enc + 44) == 0 && (!auth || memcmp(enc + 48, p + 48, 24) == 0),
 		 "hello bytes differ after a round trip");
 	FZ_CHECK(ml_hello_decode(enc, n, &t) == ML_WIRE_OK && memcmp(&h, &t, sizeof(h)) == 0,

@@ -22,6 +22,7 @@
 #include "msglayer.h"
 #include "auth.h"
 #include "check.h"
+#include "raw.h"
 #include "wire.h"
 
 #include <arpa/inet.h>
@@ -377,50 +378,6 @@ static void test_key_files(void)
  * 4. replay: a raw client
  * ====================================================================== */
 
-static int raw_connect(unsigned port)
-{
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	struct timeval tv = { .tv_sec = 5 };
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	CHECK(connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0, "connect: %s", strerror(errno));
-	return fd;
-}
-
-static void raw_send(int fd, uint8_t type, const void *payload, uint32_t len)
-{
-	uint8_t buf[ML_WIRE_HDR_LEN + 256];
-	struct ml_frame_hdr h = { .type = type, .payload_len = len };
-	ml_frame_encode(buf, &h);
-	memcpy(buf + ML_WIRE_HDR_LEN, payload, len);
-	CHECK(send(fd, buf, ML_WIRE_HDR_LEN + len, MSG_NOSIGNAL) == (ssize_t)(ML_WIRE_HDR_LEN + len),
-	      "send");
-}
-
-/* Reads one frame: its type, and its payload into out (at most cap). */
-static uint8_t raw_recv(int fd, uint8_t *out, size_t cap, uint32_t *len)
-{
-	uint8_t hdr[ML_WIRE_HDR_LEN];
-	size_t got = 0;
-	while (got < sizeof(hdr)) {
-		ssize_t r = recv(fd, hdr + got, sizeof(hdr) - got, 0);
-		CHECK(r > 0, "recv header: %s", r ? strerror(errno) : "EOF");
-		got += (size_t)r;
-	}
-	struct ml_wire_limits lim = { 1 << 20, 1 << 20 };
-	struct ml_frame_hdr h;
-	CHECK(ml_frame_decode(hdr, sizeof(hdr), &lim, &h) == ML_WIRE_OK, "frame header");
-	CHECK(h.payload_len <= cap, "payload of %u bytes", h.payload_len);
-	for (got = 0; got < h.payload_len;) {
-		ssize_t r = recv(fd, out + got, h.payload_len - got, 0);
-		CHECK(r > 0, "recv payload");
-		got += (size_t)r;
-	}
-	*len = h.payload_len;
-	return h.type;
-}
-
 static int raw_peer_exists(void *arg)
 {
 	return ml_peer_find(arg, RAW) != NULL;
@@ -453,10 +410,10 @@ static void test_replay(void)
 	CHECK(raw_recv(fd, buf, sizeof(buf), &len) == ML_FT_AUTH && len == ML_AUTH_CHALLENGE_LEN,
 	      "challenge");
 	memcpy(nonce1, buf, ML_NONCE_LEN);
-	CHECK(ml_auth_mac(&keys[0], "acceptor", hello_raw, sizeof(hello_raw), nonce1, want) == 0 &&
+	CHECK(ml_auth_mac(&keys[0], "acceptor", hello_raw, sizeof(hello_raw), nonce1, 0, want) == 0 &&
 		      ml_auth_mac_equal(want, buf + ML_NONCE_LEN),
 	      "the acceptor's proof does not verify");
-	CHECK(ml_auth_mac(&keys[0], "connector", hello_raw, sizeof(hello_raw), nonce1, proof) == 0,
+	CHECK(ml_auth_mac(&keys[0], "connector", hello_raw, sizeof(hello_raw), nonce1, 0, proof) == 0,
 	      "proof");
 	raw_send(fd, ML_FT_AUTH, proof, sizeof(proof));
 	CHECK(raw_recv(fd, buf, sizeof(buf), &len) == ML_FT_HELLO_ACK, "HELLO_ACK after the proof");

@@ -329,10 +329,23 @@ static void test_data_unknown_flag_bits(void **state)
 {
 	(void)state;
 	for (unsigned bit = 2; bit < 16; bit++) {
+		if (bit == 4 || bit == 5)
+			continue; /* the codec: test_data_codec */
 		struct ml_frame_hdr h = data_hdr((uint16_t)(ML_KIND_REQUEST | (1u << bit)));
 		assert_int_equal(encode_decode(&h, &lim), ML_WIRE_EFLAGS);
 	}
 }
+
+/* Bits 4-5 name the codec of a compressed message: 1 and 2 exist, 3 does not. */
+static void test_data_codec(void **state)
+{
+	(void)state;
+	for (unsigned codec = 0; codec < 4; codec++) {
+		struct ml_frame_hdr h = data_hdr((uint16_t)(ML_KIND_REQUEST | codec << ML_FLAG_CODEC_SHIFT));
+		assert_int_equal(encode_decode(&h, &lim), codec < 3 ? ML_WIRE_OK : ML_WIRE_EFLAGS);
+	}
+}
+
 
 static void test_control_frames_take_no_flags(void **state)
 {
@@ -485,16 +498,17 @@ static void test_hello_round_trip(void **state)
 {
 	(void)state;
 	struct ml_hello in = hello_sample(), out;
-	in.flags = 0xfffe; /* unknown flags: not carried, written as zero */
+	/* unknown flags: not carried, written as zero (protection needs AUTH: not set) */
+	in.flags = (uint16_t)(0xfffe & ~(ML_HELLO_F_AUTH | ML_HELLO_F_PROTECT_MASK));
 	in.pad = 0xffffffff;
 	assert_int_equal(hello_round(&in, &out), ML_WIRE_OK);
 	assert_hello_equal(&out, &in);
-	assert_int_equal(out.flags, 0);
+	assert_int_equal(out.flags, ML_HELLO_F_CODEC_MASK);
 	assert_int_equal(out.pad, 0);
 
 	uint8_t buf[ML_HELLO_MAX];
 	assert_int_equal(ml_hello_encode(buf, &in), ML_HELLO_LEN);
-	assert_int_equal(ml_get16(buf + 30), 0);
+	assert_int_equal(ml_get16(buf + 30), ML_HELLO_F_CODEC_MASK);
 	assert_int_equal(ml_get32(buf + 44), 0);
 }
 
@@ -519,6 +533,26 @@ static void test_hello_auth_block(void **state)
 	assert_memory_equal(out.nonce, in.nonce, 16);
 	for (size_t n = ML_HELLO_LEN; n < ML_HELLO_MAX; n++)
 		assert_int_equal(ml_hello_decode(buf, n, &out), ML_WIRE_EBODY);
+}
+
+/* HELLO flags: protection (bits 1-2, only with AUTH, at most 2) and the
+ * codecs accepted (bits 3-4) travel; anything else is dropped. */
+static void test_hello_protect_and_codecs(void **state)
+{
+	(void)state;
+	struct ml_hello in = hello_sample(), out;
+	uint8_t buf[ML_HELLO_MAX];
+	in.flags = ML_HELLO_F_AUTH | 2u << ML_HELLO_F_PROTECT_SHIFT | ML_HELLO_F_CODEC_MASK | 0x8000;
+	size_t n = ml_hello_encode(buf, &in);
+	assert_int_equal(ml_hello_decode(buf, n, &out), ML_WIRE_OK);
+	assert_int_equal(out.flags, in.flags & ML_HELLO_FLAGS_KNOWN);
+	assert_int_equal(ML_HELLO_PROTECT(out.flags), 2);
+	in.flags = ML_HELLO_F_AUTH | 3u << ML_HELLO_F_PROTECT_SHIFT;
+	n = ml_hello_encode(buf, &in);
+	assert_int_equal(ml_hello_decode(buf, n, &out), ML_WIRE_EBODY);
+	in.flags = 1u << ML_HELLO_F_PROTECT_SHIFT; /* protection without a key */
+	n = ml_hello_encode(buf, &in);
+	assert_int_equal(ml_hello_decode(buf, n, &out), ML_WIRE_EBODY);
 }
 
 /* HELLO_ACK: both versions the chosen one; 0 means "anyone" / "none". */
@@ -773,6 +807,8 @@ int main(void)
 		cmocka_unit_test(test_every_flipped_header_bit_is_caught),
 		cmocka_unit_test(test_data_kind_zero),
 		cmocka_unit_test(test_data_unknown_flag_bits),
+		cmocka_unit_test(test_data_codec),
+		cmocka_unit_test(test_hello_protect_and_codecs),
 		cmocka_unit_test(test_control_frames_take_no_flags),
 		cmocka_unit_test(test_data_payload_over_limit),
 		cmocka_unit_test(test_control_payload_over_limit),
