@@ -86,6 +86,14 @@ client rr "$PA" --test rr --size 1234 --rate 50 --duration 0.2
 client frag "$PA" --test rr --size 300000 --resp-size 100 --rate 20 --duration 0.1
 client oneway "$PA" --test stream --size 77 --rate 50 --duration 0.1
 client keyed "$PB" --server-node 5 --key-file "$WORK/key" --test rr --size 99 --rate 50 --duration 0.1
+# Protected paths (5.2): mac records carry the frames in the clear, so they
+# decode; encrypted ones do not.
+client mac "$PB" --server-node 5 --key-file "$WORK/key" --protect mac --test rr --size 98 --rate 50 \
+	--duration 0.1
+client encrypt "$PB" --server-node 5 --key-file "$WORK/key" --protect encrypt --test rr --size 97 \
+	--rate 50 --duration 0.1
+# Compressed requests: LZ4, of 3000 bytes of text.
+client lz4 "$PA" --compress lz4 --payload text --test rr --size 3000 --rate 50 --duration 0.1
 echo "== a header of version 2: the acceptor answers with CLOSE"
 # One write of a 64-byte PING header, version 2, CRC left at 0.
 BOGUS="MLFS\\002\\005\\000\\000\\100$(printf '\\000%.0s' {1..55})"
@@ -114,7 +122,7 @@ dec() {
 fields() {                                    # fields FILTER FIELD...: one line per frame
 	local filter=$1
 	shift
-	dec -Y "$filter" -T fields -E occurrence=a -E separator=' ' "${@/#/-e}"
+	dec -Y "$filter" -T fields -E occurrence=a -E separator=' ' "${@/#/-e}" | sed 's/ *$//'
 }
 count() { fields "$1" frame.number | wc -l; }
 # tuples FILTER FIELD...: one line per msglayer frame. tshark puts the values
@@ -146,9 +154,19 @@ rr=$(jq .completed "$WORK/rr.json")
 frames "requests tag 1, 1234 bytes" "$(req "$PA" 1 1 1234)" "$rr"
 frames "responses tag 1, 1234 bytes" "$(tuples "tcp.srcport == $PA && msglayer.type == 3" \
 	msglayer.flags.kind msglayer.tag msglayer.msg_len | grep -c '^2 1 1234$')" "$rr"
-frames "statistics requests (tag 2), one per run" "$(req "$PA" 1 2 24)" 3
+frames "statistics requests (tag 2), one per run" "$(req "$PA" 1 2 24)" 4
 frames "one-way messages tag 3, 77 bytes" "$(req "$PA" 3 3 77)" "$(jq .completed "$WORK/oneway.json")"
 frames "keyed requests tag 1, 99 bytes" "$(req "$PB" 1 1 99)" "$(jq .completed "$WORK/keyed.json")"
+frames "requests in mac records, 98 bytes" "$(req "$PB" 1 1 98)" "$(jq .completed "$WORK/mac.json")"
+same "requests seen through encryption" "$(req "$PB" 1 1 97)" 0
+[ "$(fields "tcp.dstport == $PB && msglayer.record.ciphertext" frame.number | wc -l)" -gt 0 ] ||
+	fail "no encrypted record"
+# A request that goes out before the handshake told the server's codecs is
+# not compressed: count both kinds.
+lz4=$(tuples "tcp.dstport == $PA && msglayer.flags.codec == 1" msglayer.flags.kind msglayer.tag \
+	msglayer.orig_len | grep -c '^1 1 3000$')
+[ "$lz4" -gt 0 ] || fail "no LZ4 request with its original length"
+frames "requests of 3000 bytes, LZ4 or not" $(( lz4 + $(req "$PA" 1 1 3000) )) "$(jq .completed "$WORK/lz4.json")"
 
 same "responses linked to their request" "$(fields msglayer.request_in msglayer.request_in | tr ',' '\n' |
 	wc -l)" "$(fields 'msglayer.flags.kind == 2' msglayer.flags.kind | tr ',' '\n' | grep -c '^2$')"
@@ -170,16 +188,22 @@ same "messages the fragments are of" "$(fields "msglayer.fragment_of" msglayer.f
 	sort -un | tr '\n' ' ')" "$(seq -s ' ' 1 "$frag") "
 
 echo "== handshakes"
+# node id, destination, AUTH, PROTECT; a reconnect would repeat a handshake:
+# each kind of line once.
 hello() { fields "tcp.port == $1 && msglayer.type == $2" msglayer.hello.node_id \
-	msglayer.hello.dest_node_id msglayer.hello.flags | sort -u; }
-same "HELLO to node 1" "$(hello "$PA" 1)" "2 1 0x0000"
-same "HELLO_ACK of node 1" "$(hello "$PA" 2)" "1 2 0x0000"
-same "HELLO to node 5, with AUTH" "$(hello "$PB" 1)" "2 5 0x0001"
-same "HELLO_ACK of node 5" "$(hello "$PB" 2)" "5 2 0x0000"
-frames "HELLOs with a key id" "$(count "tcp.port == $PB && msglayer.hello.key_id")" 1
-# A reconnect would repeat the handshake: each kind of line once.
-same "AUTH frames" "$(fields "msglayer.type == 8" tcp.dstport msglayer.auth.role msglayer.payload_len |
-	sed "s/^$PB /server /; s/^[0-9]* /client /" | sort -u)" "client challenge (acceptor) 48
+	msglayer.hello.dest_node_id msglayer.hello.flags.auth msglayer.hello.flags.protect | sort -u; }
+same "HELLO to node 1" "$(hello "$PA" 1)" "2 1 0 0"
+same "HELLO_ACK of node 1" "$(hello "$PA" 2)" "1 2 0 0"
+same "HELLO to node 5, with AUTH, PROTECT none, mac, encrypt" "$(hello "$PB" 1)" "2 5 1 0
+2 5 1 1
+2 5 1 2"
+same "HELLO_ACK of node 5" "$(hello "$PB" 2)" "5 2 0 0"
+frames "HELLOs with a key id" "$(count "tcp.port == $PB && msglayer.hello.key_id")" 3
+same "AUTH frames" "$(fields "msglayer.type == 8" tcp.dstport msglayer.auth.role msglayer.payload_len \
+	msglayer.auth.protect | sed "s/^$PB /server /; s/^[0-9]* /client /" | sort -u)" \
+	"client challenge (acceptor) 52 0
+client challenge (acceptor) 52 1
+client challenge (acceptor) 52 2
 server proof (connector) 32"
 same "frames on the plain server's port with AUTH" "$(count "tcp.port == $PA && msglayer.type == 8")" 0
 

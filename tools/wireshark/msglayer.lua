@@ -28,7 +28,13 @@ for name, v in pairs(T) do TYPE_NAMES[v] = name end
 
 local KIND_NAMES = { [0] = "invalid (0)", [1] = "request", [2] = "response", [3] = "one-way" }
 local KIND_MASK, FLAG_ABORT, FLAG_CANCEL = 0x3, 0x4, 0x8
-local HELLO_F_AUTH = 0x1
+local FLAG_CODEC, FLAGS_UNKNOWN = 0x30, 0xffc0
+local CODEC_NAMES = { [0] = "none", [1] = "lz4", [2] = "zstd", [3] = "invalid (3)" }
+local HELLO_F_AUTH, HELLO_F_PROTECT, HELLO_F_LZ4, HELLO_F_ZSTD = 0x1, 0x6, 0x8, 0x10
+local HELLO_F_UNKNOWN = 0xffe0
+local PROTECT_NAMES = { [0] = "none", [1] = "mac", [2] = "encrypt", [3] = "invalid (3)" }
+local AUTH_CHALLENGE, AUTH_PROOF = 52, 32
+local RECORD_MAX, TAG_LEN = 16384, 16   -- sealed records (5.2)
 
 -- msglayer.h's enum ml_status: CLOSE carries one of them (4.5).
 local STATUS_NAMES = {
@@ -51,7 +57,9 @@ local f = {
 	flags_kind = ProtoField.uint16("msglayer.flags.kind", "Kind", base.DEC, KIND_NAMES, KIND_MASK),
 	flags_abort = ProtoField.bool("msglayer.flags.abort", "ABORT", 16, nil, FLAG_ABORT),
 	flags_cancel = ProtoField.bool("msglayer.flags.cancel", "CANCEL", 16, nil, FLAG_CANCEL),
-	flags_unknown = ProtoField.uint16("msglayer.flags.unknown", "Unknown flags", base.HEX, nil, 0xfff0),
+	flags_codec = ProtoField.uint16("msglayer.flags.codec", "Codec", base.DEC, CODEC_NAMES, FLAG_CODEC),
+	flags_unknown = ProtoField.uint16("msglayer.flags.unknown", "Unknown flags", base.HEX, nil,
+		FLAGS_UNKNOWN),
 	hdr_len = ProtoField.uint16("msglayer.hdr_len", "Header length"),
 	reserved = ProtoField.uint16("msglayer.reserved", "Reserved", base.HEX),
 	hdr_crc = ProtoField.uint32("msglayer.hdr_crc", "Header CRC32C", base.HEX),
@@ -76,6 +84,7 @@ local f = {
 		frametype.RESPONSE),
 	response_time = ProtoField.relative_time("msglayer.response_time", "Time since the request"),
 	payload = ProtoField.bytes("msglayer.payload", "Payload"),
+	orig_len = ProtoField.uint32("msglayer.orig_len", "Original length (before compression)"),
 	abort_reason = ProtoField.string("msglayer.abort_reason", "Abort reason"),
 
 	-- HELLO, HELLO_ACK (4.1)
@@ -89,6 +98,12 @@ local f = {
 	hello_path_idx = ProtoField.uint16("msglayer.hello.path_idx", "Path index"),
 	hello_flags = ProtoField.uint16("msglayer.hello.flags", "Flags", base.HEX),
 	hello_flags_auth = ProtoField.bool("msglayer.hello.flags.auth", "AUTH", 16, nil, HELLO_F_AUTH),
+	hello_flags_protect = ProtoField.uint16("msglayer.hello.flags.protect", "PROTECT", base.DEC,
+		PROTECT_NAMES, HELLO_F_PROTECT),
+	hello_flags_lz4 = ProtoField.bool("msglayer.hello.flags.lz4", "CODECS: LZ4", 16, nil, HELLO_F_LZ4),
+	hello_flags_zstd = ProtoField.bool("msglayer.hello.flags.zstd", "CODECS: zstd", 16, nil, HELLO_F_ZSTD),
+	hello_flags_unknown = ProtoField.uint16("msglayer.hello.flags.unknown", "Unknown flags", base.HEX,
+		nil, HELLO_F_UNKNOWN),
 	hello_max_frag = ProtoField.uint32("msglayer.hello.max_frag_payload", "Max fragment payload"),
 	hello_max_msg = ProtoField.uint32("msglayer.hello.max_msg_size", "Max message size"),
 	hello_window = ProtoField.uint32("msglayer.hello.window", "Window"),
@@ -101,6 +116,15 @@ local f = {
 	auth_role = ProtoField.string("msglayer.auth.role", "Role"),
 	auth_nonce = ProtoField.bytes("msglayer.auth.nonce", "Acceptor nonce"),
 	auth_mac = ProtoField.bytes("msglayer.auth.mac", "HMAC-SHA256"),
+	auth_protect = ProtoField.uint8("msglayer.auth.protect", "Protection chosen", base.DEC, PROTECT_NAMES),
+	auth_reserved = ProtoField.bytes("msglayer.auth.reserved", "Reserved"),
+
+	-- Sealed records of a protected path (5.2)
+	record = ProtoField.none("msglayer.record", "Sealed record"),
+	record_len = ProtoField.uint32("msglayer.record.len", "Body length"),
+	record_body = ProtoField.bytes("msglayer.record.body", "Body (frame bytes, authenticated)"),
+	record_ciphertext = ProtoField.bytes("msglayer.record.ciphertext", "Body (encrypted frame bytes)"),
+	record_tag = ProtoField.bytes("msglayer.record.tag", "GCM tag"),
 
 	-- ACK (4.3)
 	ack_cum = ProtoField.uint64("msglayer.ack.cum", "Cumulative"),
@@ -202,12 +226,15 @@ end
 --   both nodes number their messages from 1 in a session, so a request is
 --   known by session, sender node and seq. Its response may come on another
 --   path (another stream), hence keys that do not name the stream;
--- - the frames of PINGs and requests, for the PONGs and responses.
+-- - the frames of PINGs and requests, for the PONGs and responses;
+-- - per stream, the protection the AUTH challenge chose, and per endpoint,
+--   from which frame on what it sends is sealed (5.2), with the frame bytes
+--   of mac records not yet made into frames (below, "Sealed records").
 
-local streams, nodes, pings, requests, responses
+local streams, nodes, pings, requests, responses, record_frames_of
 
 local function reset_state()
-	streams, nodes, pings, requests, responses = {}, {}, {}, {}, {}
+	streams, nodes, pings, requests, responses, record_frames_of = {}, {}, {}, {}, {}, {}
 end
 ml.init = reset_state
 reset_state()
@@ -230,7 +257,7 @@ end
 local function stream_state(pinfo)
 	local s = tcp_stream()
 	local key = s and s.value or -1
-	streams[key] = streams[key] or {}
+	streams[key] = streams[key] or { sealed_from = {}, plain = {} }
 	return streams[key], key
 end
 
@@ -281,10 +308,12 @@ local function dissect_data_flags(tvb, ht, h)
 	ft:add_le(f.flags_kind, tvb(6, 2))
 	ft:add_le(f.flags_abort, tvb(6, 2))
 	ft:add_le(f.flags_cancel, tvb(6, 2))
+	ft:add_le(f.flags_codec, tvb(6, 2))
 	ft:add_le(f.flags_unknown, tvb(6, 2))
 	-- Check 9 and 4.2: the rules of wire.c's check_data.
 	local kind = bit.band(h.flags, KIND_MASK)
-	local bad = kind == 0 or bit.band(h.flags, 0xfff0) ~= 0
+	local bad = kind == 0 or bit.band(h.flags, FLAGS_UNKNOWN) ~= 0
+		or bit.band(h.flags, FLAG_CODEC) == FLAG_CODEC
 		or (bit.band(h.flags, FLAG_ABORT) ~= 0 and kind ~= 2)
 		or (bit.band(h.flags, FLAG_CANCEL) ~= 0
 			and (kind ~= 3 or h.msg_len ~= 0 or h.ref == UInt64(0)))
@@ -366,6 +395,10 @@ local function dissect_hello(p, t, h, pinfo)
 	t:add_le(f.hello_path_idx, p(28, 2))
 	local ft = t:add_le(f.hello_flags, p(30, 2))
 	ft:add_le(f.hello_flags_auth, p(30, 2))
+	ft:add_le(f.hello_flags_protect, p(30, 2))
+	ft:add_le(f.hello_flags_lz4, p(30, 2))
+	ft:add_le(f.hello_flags_zstd, p(30, 2))
+	ft:add_le(f.hello_flags_unknown, p(30, 2))
 	t:add_le(f.hello_max_frag, p(32, 4))
 	t:add_le(f.hello_max_msg, p(36, 4))
 	t:add_le(f.hello_window, p(40, 4))
@@ -384,12 +417,19 @@ local function dissect_hello(p, t, h, pinfo)
 	if p:len() > used then t:add(f.hello_extra, p(used)) end
 
 	local minv, maxv = p(24, 2):le_uint(), p(26, 2):le_uint()
+	local protect = bit.rshift(bit.band(flags, HELLO_F_PROTECT), 1)
+	if protect == 3 then body_error(ft, "PROTECT is 3") end
+	if protect ~= 0 and not auth then body_error(ft, "PROTECT without AUTH") end
+	-- The acceptor seals what it sends after HELLO_ACK (5.1 step 2).
+	if h.type == T.HELLO_ACK and (st.protect or 0) > 0 and not pinfo.visited then
+		st.sealed_from[endpoint(pinfo)] = pinfo.number
+	end
 	if node == 0 then body_error(t, "node_id is 0") end
 	if p(8, 8):le_uint64() == UInt64(0) then body_error(t, "incarnation is 0") end
 	if minv == 0 or minv > maxv then body_error(t, "bad version range") end
 	if p(40, 4):le_uint() == 0 then body_error(t, "window is 0") end
-	return string.format("node %d -> %d path %d%s", node, dest, p(28, 2):le_uint(),
-		auth and " AUTH" or "")
+	return string.format("node %d -> %d path %d%s%s", node, dest, p(28, 2):le_uint(),
+		auth and " AUTH" or "", protect ~= 0 and " protect=" .. PROTECT_NAMES[protect] or "")
 end
 
 -- Request and response point at each other (6.4: a response's ref is its
@@ -423,11 +463,18 @@ local function dissect_data(p, t, h, pinfo)
 		t:add(f.fragment_of, h.seq):set_generated():append_text(string.format(
 			" (bytes %d..%d of %d)", h.offset, h.offset + h.payload_len - 1, h.msg_len))
 	end
-	if p:len() > 0 then
-		if bit.band(h.flags, FLAG_ABORT) ~= 0 then
-			t:add(f.abort_reason, p())
+	-- A compressed message starts with its original length (4.2).
+	local codec = bit.rshift(bit.band(h.flags, FLAG_CODEC), 4)
+	local body = p
+	if codec ~= 0 and h.offset == 0 and p:len() >= 4 then
+		t:add_le(f.orig_len, p(0, 4))
+		body = p:len() > 4 and p(4) or nil
+	end
+	if body and body:len() > 0 then
+		if bit.band(h.flags, FLAG_ABORT) ~= 0 and codec == 0 then
+			t:add(f.abort_reason, body)
 		else
-			t:add(f.payload, p())
+			t:add(f.payload, body)
 		end
 	end
 	link_request(t, h, pinfo, kind)
@@ -437,6 +484,7 @@ local function dissect_data(p, t, h, pinfo)
 	end
 	if bit.band(h.flags, FLAG_ABORT) ~= 0 then info = info .. " ABORT" end
 	if bit.band(h.flags, FLAG_CANCEL) ~= 0 then info = info .. " CANCEL" end
+	if codec ~= 0 then info = info .. " " .. CODEC_NAMES[codec] end
 	if whole then
 		return info .. " len=" .. h.msg_len
 	end
@@ -522,30 +570,41 @@ local function dissect_close(p, t, h, pinfo)
 	return string.format("%s (%d) %s", STATUS_NAMES[status] or "?", status, reason)
 end
 
--- 4.6. The acceptor's challenge (nonce, MAC) or the connector's proof (MAC):
--- told apart by who sent HELLO on this stream, else by length.
+-- 4.6. The acceptor's challenge (nonce, MAC, protection chosen) or the
+-- connector's proof (MAC): told apart by who sent HELLO on this stream, else
+-- by length. With a protection, the connector seals what follows its proof.
 local function dissect_auth(p, t, h, pinfo)
 	local st = stream_state(pinfo)
 	local challenge
 	if st.connector then
 		challenge = st.connector ~= endpoint(pinfo)
 	else
-		challenge = p:len() >= 48
+		challenge = p:len() >= AUTH_CHALLENGE
 	end
-	local need = challenge and 48 or 32
+	local role = challenge and "challenge" or "proof"
+	local need = challenge and AUTH_CHALLENGE or AUTH_PROOF
 	t:add(f.auth_role, challenge and "challenge (acceptor)" or "proof (connector)"):set_generated()
 	if p:len() < need then
-		body_error(t, string.format("AUTH %s shorter than %d bytes", challenge and "challenge" or "proof", need))
-		return challenge and "challenge" or "proof"
+		body_error(t, string.format("AUTH %s shorter than %d bytes", role, need))
+		return role
 	end
-	local at = 0
 	if challenge then
 		t:add(f.auth_nonce, p(0, 16))
-		at = 16
+		t:add(f.auth_mac, p(16, 32))
+		local protect = p(48, 1):uint()
+		local pt = t:add(f.auth_protect, p(48, 1))
+		if protect > 2 then body_error(pt, "protection above 2 (the connector fails the path: ML_EAUTH)") end
+		t:add(f.auth_reserved, p(49, 3))
+		if not pinfo.visited then st.protect = protect end
+		role = role .. " protect=" .. (PROTECT_NAMES[protect] or protect)
+	else
+		t:add(f.auth_mac, p(0, 32))
+		if (st.protect or 0) > 0 and not pinfo.visited then
+			st.sealed_from[endpoint(pinfo)] = pinfo.number
+		end
 	end
-	t:add(f.auth_mac, p(at, 32))
 	if p:len() > need then t:add(f.trailing, p(need)) end
-	return challenge and "challenge" or "proof"
+	return role
 end
 
 -- Frame types (section 4; names in TYPE_NAMES): payload dissector and payload
@@ -584,9 +643,23 @@ local function junk_len(tvb, offset)
 	return next_magic and next_magic - 1 or tvb:len() - offset
 end
 
--- Where the frame ends: the header's hdr_len + payload_len.
+-- The protection of what the sender of this packet sends from now on (5.2),
+-- and the stream's state; nil before its sealed records start.
+local function sealed_mode(pinfo)
+	local st = stream_state(pinfo)
+	local from = st.sealed_from[endpoint(pinfo)]
+	if from and pinfo.number >= from then return st.protect, st end
+end
+
+-- Where the PDU ends: a frame's header tells (hdr_len + payload_len), a
+-- sealed record's its length field. A record never starts with the magic (its
+-- length is at most 16384), so the first 4 bytes tell which it is.
 local function frame_len(tvb, pinfo, offset)
-	if tvb:raw(offset, 4) ~= MAGIC then return junk_len(tvb, offset) end
+	if tvb:raw(offset, 4) ~= MAGIC then
+		local n = tvb(offset, 4):le_uint()
+		if n >= 1 and n <= RECORD_MAX and sealed_mode(pinfo) then return 4 + n + TAG_LEN end
+		return junk_len(tvb, offset)
+	end
 	local hdr_len = tvb(offset + 8, 2):le_uint()
 	if hdr_len < HDR_V1 or hdr_len > HDR_MAX then return junk_len(tvb, offset) end
 	return hdr_len + tvb(offset + 16, 4):le_uint()
@@ -620,8 +693,79 @@ local function dissect_frame(tvb, pinfo, tree)
 	return len
 end
 
+---------------------------------------------------------------------------
+-- Sealed records (5.2). An encrypted body cannot be read without the keys. A
+-- mac record's body is frame bytes in the clear, cut anywhere: the first pass
+-- joins the bodies of each direction and cuts frames out of them, keeping per
+-- record the frames it completed, which every pass then dissects from a tvb
+-- of their own.
+
+local function le_at(str, i, n)
+	local v = 0
+	for k = n - 1, 0, -1 do v = v * 256 + str:byte(i + k) end
+	return v
+end
+
+local function frames_completed(st, pinfo, key, body)
+	if pinfo.visited then return record_frames_of[key] or {} end
+	local src = endpoint(pinfo)
+	local buf, out = (st.plain[src] or "") .. body, {}
+	while #buf >= PREFIX do
+		if buf:sub(1, 4) ~= MAGIC then
+			local at = buf:find(MAGIC, 2, true)   -- out of step: skip to a frame
+			buf = at and buf:sub(at) or ""
+		else
+			local hdr_len = le_at(buf, 9, 2)
+			local n = hdr_len + le_at(buf, 17, 4)
+			if hdr_len < HDR_V1 or hdr_len > HDR_MAX then
+				out[#out + 1], buf = buf, ""          -- shown as a bad header
+			elseif #buf < n then
+				break
+			else
+				out[#out + 1], buf = buf:sub(1, n), buf:sub(n + 1)
+			end
+		end
+	end
+	st.plain[src] = buf
+	record_frames_of[key] = out
+	return out
+end
+
+local function dissect_record(tvb, pinfo, tree, st, mode)
+	local n = tvb(0, 4):le_uint()
+	local rt = tree:add(f.record, tvb())
+	rt:append_text(string.format(" (%d bytes, %s)", n, PROTECT_NAMES[mode] or mode))
+	rt:add_le(f.record_len, tvb(0, 4))
+	rt:add(mode == 1 and f.record_body or f.record_ciphertext, tvb(4, n))
+	rt:add(f.record_tag, tvb(4 + n, TAG_LEN))
+	if mode ~= 1 then
+		add_info(pinfo, "sealed record (" .. n .. " bytes, encrypted)")
+		return tvb:len()
+	end
+	-- Records of one packet are numbered in the order of this dissection,
+	-- which every pass repeats.
+	local idx = (tonumber(pinfo.private.msglayer_records) or 0) + 1
+	pinfo.private.msglayer_records = tostring(idx)
+	for i, bytes in ipairs(frames_completed(st, pinfo, pinfo.number .. "/" .. idx, tvb:raw(4, n))) do
+		dissect_frame(ByteArray.new(bytes, true):tvb(string.format("Frame %d of record %d", i, idx)),
+			pinfo, tree)
+	end
+	return tvb:len()
+end
+
+local function dissect_pdu(tvb, pinfo, tree)
+	if tvb:len() >= 4 and tvb:raw(0, 4) ~= MAGIC then
+		local mode, st = sealed_mode(pinfo)
+		local n = tvb(0, 4):le_uint()
+		if mode and n >= 1 and n <= RECORD_MAX and tvb:len() == 4 + n + TAG_LEN then
+			return dissect_record(tvb, pinfo, tree, st, mode)
+		end
+	end
+	return dissect_frame(tvb, pinfo, tree)
+end
+
 function ml.dissector(tvb, pinfo, tree)
-	return dissect_tcp_pdus(tvb, tree, PREFIX, frame_len, dissect_frame)
+	return dissect_tcp_pdus(tvb, tree, PREFIX, frame_len, dissect_pdu)
 end
 
 ---------------------------------------------------------------------------
