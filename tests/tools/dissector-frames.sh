@@ -105,6 +105,7 @@ pkt good I "$(frame type=5 session=$S payload="$(le 1000000 8)")"
 pkt good O "$(frame type=6 session=$S payload="$(le 1000000 8)")"
 pkt good I "$(frame type=5 session=$S hdr_len=80 payload="$(le 2000000 8)")"
 pkt good O "$(frame type=7 payload="$(le -16 4) $(hexof 'wrong node')")"
+pkt good I "$(frame type=3 flags=0x43 session=$S seq=4 ref=2 msg_len=3 payload="$(hexof abc)")"
 
 # ---- one broken frame per segment, on port 45678 (found by the heuristic);
 # the session field names the case ----
@@ -123,6 +124,8 @@ pkt bad I "$(frame type=5 session=0xbc hdr_len=40)"
 pkt bad I "$(frame type=5 session=0xbd seq=5 payload="$(zeros 8)")"  # only a note: ignored
 pkt bad I "$(frame type=3 flags=0x31 session=0xbe seq=1 msg_len=8 payload="$(zeros 8)")"
 pkt bad I "$(frame type=1 session=0xbf payload="$(hello 2 1 0x1111 0 2)")"
+pkt bad I "$(frame type=3 flags=0x4b session=0xc0 seq=1 ref=1)"   # STREAM with CANCEL
+pkt bad I "$(frame type=3 flags=0x83 session=0xc1 seq=1)"         # bit 7
 # ---- a path protected with mac (5.2): after the handshake, records whose
 # bodies are frames in the clear, cut anywhere; and one with encrypt ----
 pkt mac I "$(frame type=1 payload="$(hello 2 1 0x3333 0 0x1b "$KEY_ID" "$(zeros 16)")")"
@@ -175,8 +178,9 @@ if grep -q "Lua Error" "$WORK/decoded.txt" "$WORK/tshark.err"; then
 fi
 G="tcp.port == 45679"
 same "frames with expert errors or warnings" "$(fields "$G && _ws.expert.severity >= warning" frame.number)" ""
-same "types in order" "$(fields "$G && msglayer" msglayer.type | tr '\n' ' ')" "1 8 8 2 3 4,3 3 3 3 5 6 5 7 "
-same "CRCs good" "$(fields "$G && msglayer" msglayer.hdr_crc.status | tr ',' '\n' | sort | uniq -c | tr -s ' ')" " 14 1"
+same "types in order" "$(fields "$G && msglayer" msglayer.type | tr '\n' ' ')" "1 8 8 2 3 4,3 3 3 3 5 6 5 7 3 "
+same "CRCs good" "$(fields "$G && msglayer" msglayer.hdr_crc.status | tr ',' '\n' | sort | uniq -c | tr -s ' ')" " 15 1"
+same "stream chunk" "$(info "$G && msglayer.flags.stream == 1")" "DATA one-way seq=4 tag=0 STREAM chunk=2 len=3"
 same "section 10's CRCs" "$(fields "$G && msglayer.tag == 42" msglayer.hdr_crc | tr ',' '\n' |
 	grep -c -e '^0xe98bde60$' -e '^0x6f73906b$')" 2
 same "section 10's request, reassembled" "$(fields "$G && msglayer.flags.kind == 1 && msglayer.tag == 42" \
@@ -220,7 +224,7 @@ expert() { fields "tcp.port == 45678 && $1" msglayer.session | tr '\n' ' '; }
 same "EBODY" "$(expert msglayer.bad_body)" \
 	"0x00000000000000b1 0x00000000000000b7 0x00000000000000ba 0x00000000000000bf "
 same "EFLAGS" "$(expert msglayer.bad_flags)" \
-	"0x00000000000000b2 0x00000000000000b4 0x00000000000000b9 0x00000000000000be "
+	"0x00000000000000b2 0x00000000000000b4 0x00000000000000b9 0x00000000000000be 0x00000000000000c0 0x00000000000000c1 "
 same "EFRAGMENT" "$(expert msglayer.bad_fragment)" "0x00000000000000b3 "
 same "ECRC" "$(expert msglayer.bad_crc)" "0x00000000000000b5 "
 same "EPAYLOAD" "$(expert msglayer.bad_payload_len)" "0x00000000000000b6 "
@@ -230,7 +234,7 @@ same "unused field not 0" "$(fields "tcp.port == 45678 && msglayer.unused_not_ze
 	msglayer.seq)" "0x00000000000000bd 5"
 same "EHDRLEN" "$(fields "tcp.port == 45678 && msglayer.bad_hdr_len" msglayer.hdr_len)" "40"
 same "broken frames with an error" "$(fields "tcp.port == 45678 && _ws.expert.severity == error" \
-	frame.number | wc -l)" 14
+	frame.number | wc -l)" 16
 same "junk, then a frame" "$(info "tcp.port == 7401 && msglayer.bad_magic")" \
 	"not a msglayer frame | PING t=3000000"
 

@@ -28,7 +28,9 @@ for name, v in pairs(T) do TYPE_NAMES[v] = name end
 
 local KIND_NAMES = { [0] = "invalid (0)", [1] = "request", [2] = "response", [3] = "one-way" }
 local KIND_MASK, FLAG_ABORT, FLAG_CANCEL = 0x3, 0x4, 0x8
-local FLAG_CODEC, FLAGS_UNKNOWN = 0x30, 0xffc0
+-- STREAM (bit 6): the bulk streams' messages (doc/streams.md, on the
+-- integration branch when this was written).
+local FLAG_CODEC, FLAG_STREAM, FLAGS_UNKNOWN = 0x30, 0x40, 0xff80
 local CODEC_NAMES = { [0] = "none", [1] = "lz4", [2] = "zstd", [3] = "invalid (3)" }
 local HELLO_F_AUTH, HELLO_F_PROTECT, HELLO_F_LZ4, HELLO_F_ZSTD = 0x1, 0x6, 0x8, 0x10
 local HELLO_F_UNKNOWN = 0xffe0
@@ -58,6 +60,7 @@ local f = {
 	flags_abort = ProtoField.bool("msglayer.flags.abort", "ABORT", 16, nil, FLAG_ABORT),
 	flags_cancel = ProtoField.bool("msglayer.flags.cancel", "CANCEL", 16, nil, FLAG_CANCEL),
 	flags_codec = ProtoField.uint16("msglayer.flags.codec", "Codec", base.DEC, CODEC_NAMES, FLAG_CODEC),
+	flags_stream = ProtoField.bool("msglayer.flags.stream", "STREAM", 16, nil, FLAG_STREAM),
 	flags_unknown = ProtoField.uint16("msglayer.flags.unknown", "Unknown flags", base.HEX, nil,
 		FLAGS_UNKNOWN),
 	hdr_len = ProtoField.uint16("msglayer.hdr_len", "Header length"),
@@ -309,6 +312,7 @@ local function dissect_data_flags(tvb, ht, h)
 	ft:add_le(f.flags_abort, tvb(6, 2))
 	ft:add_le(f.flags_cancel, tvb(6, 2))
 	ft:add_le(f.flags_codec, tvb(6, 2))
+	ft:add_le(f.flags_stream, tvb(6, 2))
 	ft:add_le(f.flags_unknown, tvb(6, 2))
 	-- Check 9 and 4.2: the rules of wire.c's check_data.
 	local kind = bit.band(h.flags, KIND_MASK)
@@ -316,7 +320,8 @@ local function dissect_data_flags(tvb, ht, h)
 		or bit.band(h.flags, FLAG_CODEC) == FLAG_CODEC
 		or (bit.band(h.flags, FLAG_ABORT) ~= 0 and kind ~= 2)
 		or (bit.band(h.flags, FLAG_CANCEL) ~= 0
-			and (kind ~= 3 or h.msg_len ~= 0 or h.ref == UInt64(0)))
+			and (kind ~= 3 or h.msg_len ~= 0 or h.ref == UInt64(0)
+				or bit.band(h.flags, FLAG_STREAM) ~= 0))
 		or (h.deadline_us ~= 0 and kind ~= 1)
 	if bad then ft:add_proto_expert_info(e.flags) end
 end
@@ -485,6 +490,13 @@ local function dissect_data(p, t, h, pinfo)
 	if bit.band(h.flags, FLAG_ABORT) ~= 0 then info = info .. " ABORT" end
 	if bit.band(h.flags, FLAG_CANCEL) ~= 0 then info = info .. " CANCEL" end
 	if codec ~= 0 then info = info .. " " .. CODEC_NAMES[codec] end
+	if bit.band(h.flags, FLAG_STREAM) ~= 0 then
+		-- A one-way STREAM message is a chunk (ref: its number) or a control record.
+		info = info .. " STREAM"
+		if kind == 3 then
+			info = info .. (h.ref == UInt64(0) and " control" or " chunk=" .. tostring(h.ref))
+		end
+	end
 	if whole then
 		return info .. " len=" .. h.msg_len
 	end
