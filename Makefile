@@ -43,10 +43,10 @@ export UBSAN_OPTIONS ?= print_stacktrace=1
 
 PKGS := liburcu-bp liburcu-cds libisal libcrypto liblz4 libzstd
 # clang and its runtimes (libFuzzer is in libclang-rt, only recommended by clang)
-# are for make fuzz.
+# are for make fuzz; tshark (with dumpcap, text2pcap) tests tools/wireshark/.
 DEPS_DEBIAN := gcc make pkg-config libev-dev liburcu-dev libisal-dev libssl-dev libcmocka-dev valgrind \
 	corosync libcpg-dev libquorum-dev libcmap-dev libcorosync-common-dev iproute2 iptables jq \
-	clang libclang-rt-14-dev libibverbs-dev librdmacm-dev liblz4-dev libzstd-dev
+	clang libclang-rt-14-dev libibverbs-dev librdmacm-dev liblz4-dev libzstd-dev tshark
 
 WARNINGS := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 	-Wno-missing-field-initializers
