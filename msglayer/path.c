@@ -709,7 +709,9 @@ void ml_path_flush(struct ml_path *path)
 		cds_list_for_each_entry(f, &path->txq, link) {
 			if (f == head)
 				continue;
-			if (n + 2 >= ML_TX_IOV || bytes >= ML_TX_BATCH || !path->greeted)
+			/* A closing context writes its last acks, not new data. */
+			if (n + 2 >= ML_TX_IOV || bytes >= ML_TX_BATCH || !path->greeted ||
+			    path->peer->w->stopped)
 				break;
 			unsigned k = frame_iov(f, 0, iov + n, ML_TX_IOV - n);
 			if (!k)

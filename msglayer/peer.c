@@ -344,8 +344,13 @@ void ml_peer_cancel_all(struct ml_peer *p, int status)
 				ml_path_flush(p->paths[i]);
 	}
 	fail_paths_except(p, NULL, status, "context closing");
-	for (unsigned i = 0; i < p->npaths; i++)
+	/* A failed path keeps its reconnect timer, and its injected fault's
+	 * end: the context ends, so must they, or a loop the application keeps
+	 * (embedded mode) would hold timers in freed memory. */
+	for (unsigned i = 0; i < p->npaths; i++) {
 		ev_timer_stop(p->w->loop, &p->paths[i]->timer);
+		ev_timer_stop(p->w->loop, &p->paths[i]->fault_timer);
+	}
 	fail_window(p, status);
 	fail_waitq(p, status);
 	ml_stream_fail_all(p, status);

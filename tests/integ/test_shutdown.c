@@ -6,6 +6,9 @@
  *      server learns at once that its answers arrived (no answer left
  *      unacknowledged within 5 s, against a 30 s session timeout), and the
  *      client's outstanding request fails with ML_ECANCELED
+ *   2. the application's loop is left as it was: no watcher of the
+ *      destroyed context stays active on it, not even the end of an
+ *      injected fault that was still running (it would sit in freed memory)
  */
 #include "msglayer.h"
 #include "check.h"
@@ -37,6 +40,16 @@ static void on_answer(void *arg, int status, const struct ml_msg *resp)
 	(void)resp;
 	answered++;
 	last_status = status;
+}
+
+static int left_active;
+
+static void on_watchdog(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	(void)t;
+	(void)revents;
+	left_active = 1;
+	ev_break(loop, EVBREAK_ALL);
 }
 
 static int client_up(void *arg)
@@ -81,6 +94,9 @@ int main(void)
 	for (int i = 0; i < 10000 && !client_up(p); i++)
 		ev_run(loop, EVRUN_ONCE);
 	CHECK(client_up(p), "paths up");
+	/* A fault with a minute to run: its end's timer is active at the destroy. */
+	struct ml_fault_spec slow = { .fault = ML_FAULT_DELAY, .value = 0.001, .duration_s = 60 };
+	CHECK(ml_fault_set(p, 1, &slow) == ML_OK, "fault");
 
 	struct ml_buf b = ml_buf_plain("ping", 4);
 	for (int i = 0; i < 10; i++)
@@ -92,6 +108,17 @@ int main(void)
 	/* One more, sure not to be answered by then: the context's end fails it. */
 	CHECK(ml_request_send(p, 1, &b, 1, ML_SEND_COPY, on_answer, NULL) == ML_OK, "send");
 	ml_ctx_destroy(cli);
+	/* With nothing active, ev_run returns at once; the watchdog (which
+	 * does not count: unref'd) fires only if something of the context's is
+	 * still active. */
+	ev_timer watchdog;
+	ev_timer_init(&watchdog, on_watchdog, 2.0, 0);
+	ev_timer_start(loop, &watchdog);
+	ev_unref(loop);
+	ev_run(loop, 0);
+	ev_ref(loop);
+	ev_timer_stop(loop, &watchdog);
+	CHECK(!left_active, "the destroyed context left a watcher active on the application's loop");
 	CHECK(answered == 11 && last_status == ML_ECANCELED, "the outstanding request ended with %s",
 	      ml_status_name(last_status));
 	ev_loop_destroy(loop);
@@ -108,6 +135,8 @@ int main(void)
 	printf("  last acks: the destroyed client acknowledged all %llu answers on its way out; its "
 	       "outstanding request ended with ML_ECANCELED\n",
 	       (unsigned long long)st.msgs_sent);
+	printf("  the application's loop: no watcher left active by the destroyed context (a fault "
+	       "with 60 s to run was active)\n");
 	printf("test_shutdown: all scenarios passed\n");
 	return 0;
 }
