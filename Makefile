@@ -4,6 +4,10 @@
 #   make check SANITIZE=address,undefined   same, built with sanitizers (build-san/...)
 #   make demo            the main job: the block service, a path cut under load
 #   make valgrind        unit tests, session, requests and admin tests under valgrind
+#   make bench           ml-perf next to raw TCP, ZeroMQ, UCX and libfabric over loopback:
+#                        the table in doc/performance.md (a few minutes; BENCH_QUICK=1: a
+#                        smoke run whose table goes to build/bench/table.md)
+#   make bench-deps      install the tools make bench compares with (not part of make deps)
 #   make bench-failover  what a dead or slow link costs, between namespaces (root)
 #   make bench-compress  what LZ4 and zstd give on a 1 Gbit/s link (root)
 #   make bench-protect   what protect = mac / encrypt cost, over loopback
@@ -78,8 +82,9 @@ INTEG := $(patsubst tests/integ/%.c,$(BUILD)/tests/%,$(wildcard tests/integ/test
 # test_pubsub needs a private Corosync: tests/corosync/test_pubsub.sh starts one.
 INTEG_PLAIN := $(filter-out %/test_pubsub,$(INTEG))
 
-.PHONY: all deps check unit integ corosync block tooltests netns valgrind demo bench-failover bench-compress \
-	bench-protect bench-streams rdma-vm-test install clean fuzz fuzz-build fuzz-seeds soak
+.PHONY: all deps check unit integ corosync block tooltests netns valgrind demo bench bench-deps \
+	bench-failover bench-compress bench-protect bench-streams rdma-vm-test install clean fuzz \
+	fuzz-build fuzz-seeds soak
 .DEFAULT_GOAL := all
 
 all: $(BUILD)/lib/libmsglayer.a $(BUILD)/lib/libmsglayer.so $(TOOLS) $(EXAMPLES)
@@ -199,6 +204,21 @@ endif
 rdma-vm-test: deps
 	@$(MAKE) --no-print-directory all $(BUILD)/tests/test_rdma
 	BIN=$(BUILD)/bin TESTS=$(BUILD)/tests tests/rdma/vm-test.sh
+
+# The peers make bench compares with, from Debian 12. Not in make deps: CI
+# never runs the benchmark. (Debian packages sockperf; fabtests, libfabric's
+# streaming tests, it does not: fi_pingpong is what libfabric-bin has.)
+BENCH_DEBIAN := sockperf iperf3 ucx-utils libfabric-bin libzmq3-dev
+bench-deps: deps
+	@./.ci/deps.sh $(BENCH_DEBIAN)
+
+$(BUILD)/bench/zmq-perf: tests/bench/zmq-perf.c tools/perf_hist.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< -lzmq -lm
+
+bench: bench-deps
+	@$(MAKE) --no-print-directory all $(BUILD)/bench/zmq-perf
+	BIN=$(BUILD)/bin ZMQ_PERF=$(BUILD)/bench/zmq-perf OUT=$(BUILD)/bench tests/bench/bench.sh
 
 bench-failover: deps
 	@$(MAKE) --no-print-directory all
