@@ -337,6 +337,7 @@ static void on_flush(struct ev_loop *loop, ev_prepare *pr, int revents)
 	(void)revents;
 	if (w->active && w->ctx->cfg.busy_poll_us && !w->stopped)
 		spin_after_activity(w);
+	ml_pool_refill(&w->msg_pool);
 	while (!cds_list_empty(&w->dirty_peers)) {
 		struct ml_peer *p = cds_list_first_entry(&w->dirty_peers, struct ml_peer, dirty_link);
 		cds_list_del_init(&p->dirty_link);
@@ -523,6 +524,11 @@ int ml_ctx_create(const struct ml_config *cfg, ml_ctx **out)
 		CDS_INIT_LIST_HEAD(&w->dirty_peers);
 		CDS_INIT_LIST_HEAD(&w->dirty_paths);
 		CDS_INIT_LIST_HEAD(&w->greetings);
+		/* Enough for one peer's full window and queue: a sender that keeps
+		 * them full allocates nothing per message. */
+		unsigned keep = ctx->cfg.max_inflight_msgs + ctx->cfg.max_queued_msgs;
+		ml_pool_init(&w->msg_pool, sizeof(struct ml_msg_out), keep);
+		ml_pool_init(&w->req_pool, sizeof(struct ml_request), keep);
 		ev_async_init(&w->wake, on_wake);
 		ev_async_start(w->loop, &w->wake);
 		ev_prepare_init(&w->flush, on_flush);
@@ -540,6 +546,8 @@ int ml_ctx_create(const struct ml_config *cfg, ml_ctx **out)
 			ev_async_stop(w->loop, &w->wake);
 			ev_prepare_stop(w->loop, &w->flush);
 			ev_loop_destroy(w->loop);
+			ml_pool_fini(&w->msg_pool);
+			ml_pool_fini(&w->req_pool);
 			ml_ctx_destroy(ctx);
 			return ML_ESYS;
 		}
@@ -598,6 +606,11 @@ void ml_ctx_destroy(ml_ctx *ctx)
 		ctx->all_peers = p->all_next;
 		ml_peer_fini(p);
 		free(p);
+	}
+	/* Last: freeing the peers gave their open requests back. */
+	for (unsigned i = 0; i < ctx->nworkers; i++) {
+		ml_pool_fini(&ctx->workers[i].msg_pool);
+		ml_pool_fini(&ctx->workers[i].req_pool);
 	}
 	cds_lfht_destroy(ctx->peers, NULL);
 	listener_free_all(ctx);

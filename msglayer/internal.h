@@ -24,6 +24,7 @@
 #include "auth.h"
 #include "seal.h"
 #include "codec.h"
+#include "pool.h"
 #include "reasm.h"
 #include "rxwin.h"
 #include "wire.h"
@@ -37,6 +38,7 @@
 #define ML_TX_IOV 256     /* iovecs per writev */
 #define ML_MSG_IOV_MAX 128 /* pieces of one message; more are copied (< ML_TX_IOV - 2) */
 #define ML_TX_BATCH (4u << 20) /* bytes per writev */
+#define ML_MSG_SMALL 128  /* ML_SEND_COPY payloads up to this size are kept in the message */
 
 #define ML_STAT_ADD(field, n) \
 	__atomic_store_n(&(field), __atomic_load_n(&(field), __ATOMIC_RELAXED) + (n), __ATOMIC_RELAXED)
@@ -150,7 +152,7 @@ struct ml_msg_out {
 	struct ml_frag *frags;
 	struct iovec *iov;
 	unsigned iovcnt;
-	void *copy;                /* ML_SEND_COPY: owned copy of the payload */
+	void *copy;                /* ML_SEND_COPY: owned copy of the payload (small, or malloc'd) */
 	struct ml_request *req;    /* response: the request it answers (freed on the worker) */
 	ml_response_cb rcb;
 	ml_send_cb scb;
@@ -160,6 +162,7 @@ struct ml_msg_out {
 	struct ml_msg_out *hnext;  /* peer->await hash chain (requests awaiting response) */
 	struct ml_frag frag1;      /* single-fragment messages need no allocation */
 	struct iovec iov1[2];
+	uint8_t small[ML_MSG_SMALL]; /* nor small copies (a response, an abort's reason) */
 };
 
 /* ---- paths ---- */
@@ -367,6 +370,8 @@ struct ml_worker {
 	unsigned ngreetings;        /* on greetings (cfg.max_handshakes) */
 	int greet_refusing;         /* refusing handshakes past the limit: logged once per episode */
 	struct ml_listener *listeners;
+	struct ml_pool msg_pool;    /* struct ml_msg_out of this worker's peers */
+	struct ml_pool req_pool;    /* struct ml_request, taken on the worker */
 	int stopped;
 };
 
@@ -439,6 +444,11 @@ void ml_cancel_by_tag(struct ml_peer *p, uint64_t tag);
 void ml_cancel_received(struct ml_peer *p, uint64_t ref);
 int ml_cancel_arrived_early(struct ml_peer *p, uint64_t seq);
 void ml_msg_free(struct ml_msg_out *m);
+
+/* api.c: a zeroed message for peer p from its worker's pool (any thread) */
+struct ml_msg_out *ml_msg_alloc(struct ml_peer *p);
+/* Free m's owned copy of its payload, if it has one. */
+void ml_msg_drop_copy(struct ml_msg_out *m);
 
 /* path.c: connections, framing, batching */
 struct ml_path *ml_path_new(struct ml_peer *p, int outbound, unsigned origin_idx, const char *url);
