@@ -56,15 +56,30 @@ static unsigned buf_iov_fill(const struct ml_buf *b, struct iovec *out)
 	return n;
 }
 
+struct ml_msg_out *ml_msg_alloc(struct ml_peer *p)
+{
+	struct ml_worker *w = p->w;
+	return ml_pool_get(&w->msg_pool, ml_on_worker_thread(w));
+}
+
+void ml_msg_drop_copy(struct ml_msg_out *m)
+{
+	if (m->copy != m->small)
+		free(m->copy);
+	m->copy = NULL;
+}
+
 void ml_msg_free(struct ml_msg_out *m)
 {
+	struct ml_worker *w = m->peer->w;
+	int on_worker = ml_on_worker_thread(w);
 	if (m->frags != &m->frag1)
 		free(m->frags);
 	if (m->iov != m->iov1)
 		free(m->iov);
-	free(m->copy);
-	free(m->req);
-	free(m);
+	ml_msg_drop_copy(m);
+	ml_pool_put(&w->req_pool, m->req, on_worker);
+	ml_pool_put(&w->msg_pool, m, on_worker);
 }
 
 /* The codec of flags the peer accepts (0: none). */
@@ -131,7 +146,7 @@ struct ml_msg_out *ml_msg_build(struct ml_peer *p, const struct ml_buf *bufs, un
 		return NULL;
 	}
 	*err = ML_ENOMEM;
-	struct ml_msg_out *m = calloc(1, sizeof(*m));
+	struct ml_msg_out *m = ml_msg_alloc(p);
 	if (!m)
 		return NULL;
 	m->peer = p;
@@ -151,9 +166,9 @@ struct ml_msg_out *ml_msg_build(struct ml_peer *p, const struct ml_buf *bufs, un
 		flags |= ML_SEND_COPY;
 	if ((flags & ML_SEND_COPY) && total) {
 		/* One owned copy: the caller may reuse its memory at once. */
-		m->copy = malloc(total);
+		m->copy = total <= sizeof(m->small) ? m->small : malloc(total);
 		if (!m->copy) {
-			free(m);
+			ml_msg_free(m);
 			return NULL;
 		}
 		size_t at = 0;
@@ -190,7 +205,8 @@ struct ml_msg_out *ml_msg_build(struct ml_peer *p, const struct ml_buf *bufs, un
 		if (niov > 2) {
 			m->iov = malloc((size_t)niov * sizeof(*m->iov));
 			if (!m->iov) {
-				free(m);
+				m->iov = m->iov1;
+				ml_msg_free(m);
 				return NULL;
 			}
 		}

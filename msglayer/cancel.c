@@ -24,7 +24,7 @@ double ml_mono_now(void)
 
 static void send_cancel(struct ml_peer *p, uint64_t seq)
 {
-	struct ml_msg_out *c = calloc(1, sizeof(*c));
+	struct ml_msg_out *c = ml_msg_alloc(p);
 	if (!c) {
 		/* The peer then serves a request nobody waits for: a waste, not an error. */
 		ml_log(p->ctx, ML_LOG_WARN, "peer %u: no memory to cancel request %llu", p->node_id,

@@ -531,30 +531,28 @@ static int cut_fragments(struct ml_peer *p, struct ml_msg_out *m)
 
 /* A response the requester could not take: it gets an abort with the
  * reason instead of waiting for nothing, and the responder ML_ETOOBIG. */
-static int abort_instead(struct ml_peer *p, struct ml_msg_out *m)
+static void abort_instead(struct ml_peer *p, struct ml_msg_out *m)
 {
-	char reason[128];
+	char reason[sizeof(m->small)];
 	int n = snprintf(reason, sizeof(reason), "response of %u bytes exceeds the requester's limit of %u",
 			 m->len, p->peer_max_msg);
+	if (n >= (int)sizeof(reason))
+		n = (int)sizeof(reason) - 1;
 	/* The abort must fit that limit too, however small (it is >= 1). */
 	if ((uint32_t)n > p->peer_max_msg)
 		n = (int)p->peer_max_msg;
-	char *copy = malloc((size_t)n);
-	if (!copy)
-		return -1;
-	memcpy(copy, reason, (size_t)n);
 	if (m->iov != m->iov1)
 		free(m->iov);
-	free(m->copy);
-	m->copy = copy;
+	ml_msg_drop_copy(m); /* the payload it replaces may be in small: dropped before the reason goes there */
+	memcpy(m->small, reason, (size_t)n);
+	m->copy = m->small;
 	m->iov = m->iov1;
-	m->iov1[0].iov_base = copy;
+	m->iov1[0].iov_base = m->small;
 	m->iov1[0].iov_len = (size_t)n;
 	m->iovcnt = 1;
 	m->len = (uint32_t)n;
 	m->wflags |= ML_FLAG_ABORT;
 	m->give_up = ML_ETOOBIG;
-	return 0;
 }
 
 /* Give sequence numbers to waiting messages while the window has room. */
@@ -575,10 +573,11 @@ static void pump(struct ml_peer *p)
 		cds_list_del(&m->link);
 		ML_STAT_ADD(p->st.queued_msgs, -1);
 		if (m->len > p->peer_max_msg) {
-			if (m->kind != ML_KIND_RESPONSE || abort_instead(p, m)) {
+			if (m->kind != ML_KIND_RESPONSE) {
 				complete(p, m, ML_ETOOBIG, NULL);
 				continue;
 			}
+			abort_instead(p, m);
 		}
 		if (m->deadline) {
 			double left = m->deadline - ml_mono_now();
