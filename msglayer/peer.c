@@ -62,7 +62,7 @@ void ml_peer_fini(struct ml_peer *p)
 {
 	struct ml_request *req, *tmp;
 	cds_list_for_each_entry_safe(req, tmp, &p->open_requests, link)
-		free(req); /* never answered; the application's handle dies with the context */
+		ml_pool_put(&p->w->req_pool, req, 0); /* never answered; the handle dies with the context */
 	for (unsigned i = 0; i < p->npaths; i++)
 		ml_path_free(p->paths[i]);
 	if (p->reasm)
@@ -483,7 +483,7 @@ void ml_peer_submit(struct ml_peer *p, struct ml_msg_out *m)
 		 * error already, and the number would mean nothing now. */
 		int stale = req->session_id != p->session_id;
 		m->req = NULL;
-		free(req);
+		ml_pool_put(&p->w->req_pool, req, 1);
 		if (stale) {
 			complete(p, m, p->ended_status ? p->ended_status : ML_EPEERRESTART, NULL);
 			return;
@@ -729,7 +729,7 @@ static void deliver(struct ml_peer *p, const struct ml_frame_hdr *h, const void 
 	ml_peer_mark_dirty(p);
 
 	if (kind == ML_KIND_REQUEST) {
-		struct ml_request *req = calloc(1, sizeof(*req)); /* (stream fields: 0) */
+		struct ml_request *req = ml_pool_get(&p->w->req_pool, 1); /* zeroed (stream fields: 0) */
 		if (!req) {
 			ml_log(p->ctx, ML_LOG_ERR, "peer %u: out of memory for request %llu", p->node_id,
 			       (unsigned long long)h->seq);
