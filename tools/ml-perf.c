@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/timerfd.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -212,6 +213,17 @@ static int protect_option(const char *name)
 	return m;
 }
 
+/* --max-inflight: the context's max_inflight_msgs, which is also the
+ * receive window it offers (doc/api.md). */
+static uint32_t parse_max_inflight(const char *s)
+{
+	char *end;
+	long v = strtol(s, &end, 10);
+	if (*end || v < 1 || v > (1 << 20))
+		die_usage("--max-inflight is 1..1048576, not '%s'", s);
+	return (uint32_t)v;
+}
+
 static int server_main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -219,7 +231,8 @@ static int server_main(int argc, char **argv)
 		{ "port-file", required_argument, 0, 'p' }, { "workers", required_argument, 0, 'w' },
 		{ "admin-socket", required_argument, 0, 'a' }, { "help", no_argument, 0, 'h' },
 		{ "key-file", required_argument, 0, 'k' }, { "busy-poll", required_argument, 0, 'b' },
-		{ "protect", required_argument, 0, 'P' }, { 0, 0, 0, 0 },
+		{ "protect", required_argument, 0, 'P' }, { "max-inflight", required_argument, 0, 'M' },
+		{ 0, 0, 0, 0 },
 	};
 	const char *listen[MAX_PATHS], *port_file = NULL;
 	unsigned nlisten = 0;
@@ -227,7 +240,7 @@ static int server_main(int argc, char **argv)
 	ml_config_init(&cfg);
 	cfg.node_id = 1;
 	int c;
-	while ((c = getopt_long(argc, argv, "l:n:p:w:a:k:b:P:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "l:n:p:w:a:k:b:P:M:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'l':
 			if (nlisten == MAX_PATHS)
@@ -241,6 +254,7 @@ static int server_main(int argc, char **argv)
 		case 'k': cfg.key_file = optarg; break;
 		case 'b': cfg.busy_poll_us = (unsigned)atoi(optarg); break;
 		case 'P': cfg.protect = protect_option(optarg); break;
+		case 'M': cfg.max_inflight_msgs = parse_max_inflight(optarg); break;
 		default: die_usage("server: unknown option%s", "");
 		}
 	}
@@ -333,6 +347,7 @@ static struct {
 	int protect;
 	unsigned send_flags; /* --compress */
 	int payload_kind;    /* --payload */
+	uint32_t max_inflight; /* 0: the library's default */
 	int json;
 	struct fault_plan faults[MAX_FAULTS];
 	unsigned nfaults;
@@ -772,7 +787,9 @@ static void print_report(double measured_s, uint64_t lost)
 		       time_to_recover(), cl.inflight_at_fault);
 	else
 		printf("\"time_to_recover_s\": null, \"inflight_at_fault\": null, ");
-	printf("\"paths\": [");
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	printf("\"max_rss_kb\": %ld, \"paths\": [", ru.ru_maxrss);
 	for (unsigned i = 0; i < np; i++)
 		printf("%s{\"index\": %u, \"url\": \"%s\", \"state\": \"%s\", \"share\": %.4f, "
 		       "\"bytes_sent\": %" PRIu64 ", \"failures\": %" PRIu64 ", \"connects\": %" PRIu64
@@ -808,6 +825,7 @@ static void client_options(int argc, char **argv)
 		{ "session-timeout", required_argument, 0, 'S' }, { "key-file", required_argument, 0, 'k' },
 		{ "busy-poll", required_argument, 0, 'b' }, { "protect", required_argument, 0, 'P' },
 		{ "compress", required_argument, 0, 'C' }, { "payload", required_argument, 0, 'L' },
+		{ "max-inflight", required_argument, 0, 'M' },
 		{ 0, 0, 0, 0 },
 	};
 	int c;
@@ -817,7 +835,7 @@ static void client_options(int argc, char **argv)
 	cl.interval = 1;
 	cl.node = 2;
 	cl.server_node = 1;
-	while ((c = getopt_long(argc, argv, "p:t:s:r:w:d:R:W:D:i:f:jn:N:S:k:b:P:C:L:", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "p:t:s:r:w:d:R:W:D:i:f:jn:N:S:k:b:P:C:L:M:", opts, NULL)) != -1) {
 		switch (c) {
 		case 'p': add_urls(optarg); break;
 		case 't':
@@ -863,6 +881,7 @@ static void client_options(int argc, char **argv)
 			else
 				die_usage("unknown --payload '%s' (zeros, text or random)", optarg);
 			break;
+		case 'M': cl.max_inflight = parse_max_inflight(optarg); break;
 		case 'f':
 			if (cl.nfaults == MAX_FAULTS)
 				die_usage("too many --fault (at most 16)%s", "");
@@ -924,6 +943,8 @@ static int client_main(int argc, char **argv)
 	cfg.key_file = cl.key_file;
 	cfg.busy_poll_us = cl.busy_poll_us;
 	cfg.protect = cl.protect;
+	if (cl.max_inflight)
+		cfg.max_inflight_msgs = cl.max_inflight;
 	int rc = ml_ctx_create(&cfg, &cl.ctx);
 	if (!rc)
 		rc = ml_peer_add(cl.ctx, cl.server_node, cl.urls, cl.nurls, &cl.peer);
@@ -981,7 +1002,7 @@ static int client_main(int argc, char **argv)
 static const char usage[] =
 	"usage: ml-perf server --listen URL [--listen URL...] [--node N] [--port-file FILE]\n"
 	"                      [--workers N] [--admin-socket PATH] [--key-file FILE]\n"
-	"                      [--busy-poll US] [--protect none|mac|encrypt]\n"
+	"                      [--busy-poll US] [--protect none|mac|encrypt] [--max-inflight N]\n"
 	"       ml-perf client --peer URL[,URL...] [--test rr|stream|bw] [--size BYTES]\n"
 	"                      [--resp-size BYTES] [--window N] [--duration S] [--rate R]\n"
 	"                      [--warmup S] [--drain S] [--interval S] [--json]\n"
@@ -989,6 +1010,7 @@ static const char usage[] =
 	"                      [--node N] [--server-node N] [--session-timeout S]\n"
 	"                      [--key-file FILE] [--busy-poll US] [--protect none|mac|encrypt]\n"
 	"                      [--compress none|lz4|zstd] [--payload zeros|text|random]\n"
+	"                      [--max-inflight N]\n"
 	"Exit: 0 all requests succeeded once; 1 lost, duplicated or failed; 2 usage or setup.\n"
 	"See doc/ml-perf.md.\n";
 

@@ -34,7 +34,7 @@ run() {                                       # run NAME [ml-perf client options
 		"nothing lost, duplicated or failed" '{lost, duplicated, failed, errors}'
 	expect '.completed > 0' "$WORK/$name.json" "requests completed" .completed
 	expect '.paths | length == 2' "$WORK/$name.json" "two paths reported" .paths
-	expect '[.p50_us, .p99_us, .p999_us, .max_us, .msgs_per_s, .bytes_per_s, .resent, .stall_ms]
+	expect '[.p50_us, .p99_us, .p999_us, .max_us, .msgs_per_s, .bytes_per_s, .resent, .stall_ms, .max_rss_kb]
 		| all(type == "number")' "$WORK/$name.json" "the stable keys are numbers" .
 	expect '.p50_us <= .p99_us and .p99_us <= .p999_us and .p999_us <= .max_us' \
 		"$WORK/$name.json" "percentiles are ordered" '[.p50_us, .p99_us, .p999_us, .max_us]'
@@ -66,7 +66,7 @@ wait "$KSERVER"
 echo "== ml-perf usage errors"
 chmod 644 "$WORK/key"
 for args in "client" "client --peer $URLS --test nope" "client --peer $URLS --fault at=1,kind=bogus" \
-	"client --peer $URLS --window 0" "bogus" "client --peer $URLS --key-file $WORK/key" \
+	"client --peer $URLS --window 0" "client --peer $URLS --max-inflight 0" "bogus" "client --peer $URLS --key-file $WORK/key" \
 	"client --peer $URLS --key-file $WORK/none"; do
 	# shellcheck disable=SC2086  # word splitting wanted
 	"$PERF" $args >/dev/null 2>&1
