@@ -4,7 +4,9 @@
 # (fi_pingpong), on the same three workloads over loopback, each figure RUNS
 # times, interleaved so that a change of load falls on every tool alike.
 # Writes one line per measurement to $OUT/results.tsv, then tests/bench/table.sh
-# turns the medians into the table of doc/performance.md (its marked section).
+# turns the medians into the table of doc/performance.md (its marked section),
+# and tests/bench/memory.sh adds allocations per message and the memory of a
+# sender with 10,000 messages in flight.
 #
 # Env: BIN (ml-perf; build/bin), ZMQ_PERF (build/bench/zmq-perf), OUT (build/bench),
 #      RUNS (3), BENCH_QUICK=1 (short runs, once each; the table goes to
@@ -17,10 +19,10 @@ ZMQ_PERF=${ZMQ_PERF:-build/bench/zmq-perf}
 OUT=${OUT:-build/bench}
 QUICK=${BENCH_QUICK:-0}
 if [ "$QUICK" = 1 ]; then
-	RUNS=${RUNS:-1} SECS=1 UCX_LAT_N=20000 UCX_MSG_N=100000 UCX_BW_N=300 FI_N=5000 FI_BW_N=30
+	RUNS=${RUNS:-1} SECS=1 MEM_SHORT=0.5 MEM_LONG=1 UCX_LAT_N=20000 UCX_MSG_N=100000 UCX_BW_N=300 FI_N=5000 FI_BW_N=30
 	DOC=${BENCH_DOC:-$OUT/table.md}
 else
-	RUNS=${RUNS:-3} SECS=3 UCX_LAT_N=100000 UCX_MSG_N=800000 UCX_BW_N=3000 FI_N=100000 FI_BW_N=300
+	RUNS=${RUNS:-3} SECS=3 MEM_SHORT=1 MEM_LONG=3 UCX_LAT_N=100000 UCX_MSG_N=800000 UCX_BW_N=3000 FI_N=100000 FI_BW_N=300
 	DOC=${BENCH_DOC:-doc/performance.md}
 fi
 MIB=1048576
@@ -191,6 +193,8 @@ CMD="make bench"
 [ "$RUNS" != 3 ] && [ "$QUICK" != 1 ] && CMD="RUNS=$RUNS make bench"
 tests/bench/table.sh "$RESULTS" "$CMD" "$RUNS" "$SECS" "$LOAD_BEFORE" "$LOAD_AFTER" >"$WORK/table.md" ||
 	exit 1
+echo "== memory (valgrind counts allocations; about a minute)"
+{ echo; BIN=$BIN SHORT=$MEM_SHORT LONG=$MEM_LONG tests/bench/memory.sh; } >>"$WORK/table.md" || exit 1
 tests/bench/splice.sh "$DOC" "$WORK/table.md" || exit 1
 cat "$WORK/table.md"
 echo "== table written to $DOC"
