@@ -39,6 +39,8 @@
 #define ML_MSG_IOV_MAX 128 /* pieces of one message; more are copied (< ML_TX_IOV - 2) */
 #define ML_TX_BATCH (4u << 20) /* bytes per writev */
 #define ML_MSG_SMALL 128  /* ML_SEND_COPY payloads up to this size are kept in the message */
+#define ML_REASM_SPARE 8  /* finished reassemblies a peer keeps for the next ones... */
+#define ML_REASM_SPARE_BYTES (16u << 20) /* ...holding at most this many bytes of buffers */
 
 #define ML_STAT_ADD(field, n) \
 	__atomic_store_n(&(field), __atomic_load_n(&(field), __ATOMIC_RELAXED) + (n), __ATOMIC_RELAXED)
@@ -301,6 +303,9 @@ struct ml_peer {
 	uint64_t reasm_bytes;        /* msg_len of each message in reassembly, summed */
 	uint32_t reasm_msgs;         /* messages in reassembly */
 	uint32_t requests_held;      /* requests delivered whose response is not complete */
+	struct ml_reasm *reasm_spare[ML_REASM_SPARE]; /* finished: their buffers are reused */
+	unsigned n_reasm_spare;
+	uint64_t reasm_spare_bytes;
 	int ack_due;                 /* deliveries (or duplicates) not yet acknowledged */
 	int dirty;
 	struct cds_list_head dirty_link;

@@ -71,6 +71,10 @@ void ml_peer_fini(struct ml_peer *p)
 				ml_reasm_free(p->reasm[i]);
 				free(p->reasm[i]);
 			}
+	for (unsigned i = 0; i < p->n_reasm_spare; i++) {
+		ml_reasm_free(p->reasm_spare[i]);
+		free(p->reasm_spare[i]);
+	}
 	ml_rxwin_free(&p->rx);
 	free(p->txring);
 	free(p->reasm);
@@ -805,6 +809,47 @@ static int deliver_expanded(struct ml_peer *p, const struct ml_frame_hdr *h, con
 	return 0;
 }
 
+/* A reassembly for a new fragmented message: a finished one's buffers if
+ * they fit (the smallest that does), else new ones. A bulk receiver would
+ * otherwise get each message's buffer from malloc, which hands large blocks
+ * back to the kernel, and fault it in page by page (doc/performance.md). */
+static struct ml_reasm *reasm_take(struct ml_peer *p, uint64_t seq, uint32_t msg_len)
+{
+	int best = -1;
+	for (unsigned i = 0; i < p->n_reasm_spare; i++)
+		if (p->reasm_spare[i]->cap >= msg_len &&
+		    (best < 0 || p->reasm_spare[i]->cap < p->reasm_spare[best]->cap))
+			best = (int)i;
+	if (best >= 0 && ml_reasm_reuse(p->reasm_spare[best], seq, msg_len, p->frag_size) == 0) {
+		struct ml_reasm *r = p->reasm_spare[best];
+		p->reasm_spare[best] = p->reasm_spare[--p->n_reasm_spare];
+		p->reasm_spare_bytes -= r->cap;
+		return r;
+	}
+	struct ml_reasm *r = malloc(sizeof(*r));
+	if (!r || ml_reasm_init(r, seq, msg_len, p->frag_size)) {
+		free(r);
+		return NULL;
+	}
+	return r;
+}
+
+/* A finished reassembly: kept for the next, within bounds, or freed. What
+ * is kept stays within max_reasm_bytes too, so that a peer can make us hold
+ * at most twice what its reassemblies may. */
+static void reasm_give(struct ml_peer *p, struct ml_reasm *r)
+{
+	uint64_t kept = p->reasm_spare_bytes + r->cap;
+	if (p->n_reasm_spare < ML_REASM_SPARE && kept <= ML_REASM_SPARE_BYTES &&
+	    kept <= p->ctx->cfg.max_reasm_bytes) {
+		p->reasm_spare[p->n_reasm_spare++] = r;
+		p->reasm_spare_bytes += r->cap;
+		return;
+	}
+	ml_reasm_free(r);
+	free(r);
+}
+
 int ml_peer_on_data(struct ml_peer *p, struct ml_path *path, const struct ml_frame_hdr *h,
 		    const uint8_t *payload)
 {
@@ -861,10 +906,9 @@ int ml_peer_on_data(struct ml_peer *p, struct ml_path *path, const struct ml_fra
 					  "(max_ctx_reasm_bytes %llu)", (unsigned long long)all,
 					  (unsigned long long)cfg->max_ctx_reasm_bytes);
 		}
-		struct ml_reasm *r = malloc(sizeof(*r));
-		if (!r || ml_reasm_init(r, h->seq, h->msg_len, p->frag_size)) {
+		struct ml_reasm *r = reasm_take(p, h->seq, h->msg_len);
+		if (!r) {
 			__atomic_sub_fetch(&p->ctx->reasm_bytes, h->msg_len, __ATOMIC_RELAXED);
-			free(r);
 			return -1;
 		}
 		*slot = r;
@@ -887,8 +931,7 @@ int ml_peer_on_data(struct ml_peer *p, struct ml_path *path, const struct ml_fra
 		p->reasm_msgs--;
 		__atomic_sub_fetch(&p->ctx->reasm_bytes, r->msg_len, __ATOMIC_RELAXED);
 		int rc = deliver_expanded(p, h, r->buf, r->msg_len);
-		ml_reasm_free(r);
-		free(r);
+		reasm_give(p, r);
 		return rc;
 	}
 	return 0;

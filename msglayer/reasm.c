@@ -5,19 +5,40 @@
 #include <stdlib.h>
 #include <string.h>
 
-int ml_reasm_init(struct ml_reasm *r, uint64_t seq, uint32_t msg_len, uint32_t frag_size)
+static uint32_t frags_of(uint32_t msg_len, uint32_t frag_size)
+{
+	return (uint32_t)(((uint64_t)msg_len + frag_size - 1) / frag_size);
+}
+
+static void start(struct ml_reasm *r, uint64_t seq, uint32_t msg_len, uint32_t frag_size)
 {
 	r->seq = seq;
 	r->msg_len = msg_len;
 	r->frag_size = frag_size;
-	r->nfrags = (uint32_t)(((uint64_t)msg_len + frag_size - 1) / frag_size);
+	r->nfrags = frags_of(msg_len, frag_size);
 	r->nrecv = 0;
-	r->buf = malloc(msg_len ? msg_len : 1);
-	r->have = calloc((r->nfrags + 63) / 64, sizeof(uint64_t));
+}
+
+int ml_reasm_init(struct ml_reasm *r, uint64_t seq, uint32_t msg_len, uint32_t frag_size)
+{
+	start(r, seq, msg_len, frag_size);
+	r->cap = msg_len ? msg_len : 1;
+	r->have_words = (r->nfrags + 63) / 64;
+	r->buf = malloc(r->cap);
+	r->have = calloc(r->have_words, sizeof(uint64_t));
 	if (!r->buf || !r->have) {
 		ml_reasm_free(r);
 		return ML_ENOMEM;
 	}
+	return 0;
+}
+
+int ml_reasm_reuse(struct ml_reasm *r, uint64_t seq, uint32_t msg_len, uint32_t frag_size)
+{
+	if (!r->buf || msg_len > r->cap || (frags_of(msg_len, frag_size) + 63) / 64 > r->have_words)
+		return -1;
+	start(r, seq, msg_len, frag_size);
+	memset(r->have, 0, r->have_words * sizeof(uint64_t));
 	return 0;
 }
 

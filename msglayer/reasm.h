@@ -15,8 +15,9 @@ struct ml_reasm {
 	uint32_t msg_len;
 	uint32_t frag_size;
 	uint32_t nfrags, nrecv;
-	uint8_t *buf;      /* msg_len bytes */
-	uint64_t *have;    /* nfrags bits */
+	uint8_t *buf;      /* msg_len bytes (cap allocated) */
+	uint64_t *have;    /* nfrags bits (have_words allocated) */
+	uint32_t cap, have_words;
 };
 
 enum ml_reasm_verdict {
@@ -27,6 +28,9 @@ enum ml_reasm_verdict {
 
 /* Returns 0 or ML_ENOMEM. */
 int ml_reasm_init(struct ml_reasm *r, uint64_t seq, uint32_t msg_len, uint32_t frag_size);
+/* Start over with another message in r's buffers, which a finished
+ * reassembly leaves behind: 0, or -1 (r unchanged) if they are too small. */
+int ml_reasm_reuse(struct ml_reasm *r, uint64_t seq, uint32_t msg_len, uint32_t frag_size);
 void ml_reasm_free(struct ml_reasm *r);
 enum ml_reasm_verdict ml_reasm_check(const struct ml_reasm *r, uint32_t msg_len, uint32_t offset,
 				     uint32_t len);

@@ -223,6 +223,41 @@ static void test_bad_msg_len_mismatch(void **state)
 	ml_reasm_free(&r);
 }
 
+/* A finished reassembly's buffers take a message that fits them: it starts
+ * with no fragment in (the last one's would otherwise count as DUP), and
+ * assembles its own bytes. One that does not fit is refused, r unchanged. */
+static void test_reuse_for_next_message(void **state)
+{
+	(void)state;
+	const uint32_t big = 4 * F, small = 2 * F + 5;
+	uint8_t *a = pattern(big), *b = pattern(small + 1) + 1; /* other bytes */
+	struct ml_reasm r;
+	assert_int_equal(ml_reasm_init(&r, 1, big, F), 0);
+	for (uint32_t k = 0; k < nfrags_of(big); k++)
+		offer(&r, a, k);
+	assert_int_equal(r.nrecv, r.nfrags);
+
+	assert_int_equal(ml_reasm_reuse(&r, 2, small, F), 0);
+	assert_int_equal(r.seq, 2);
+	assert_int_equal(r.nfrags, nfrags_of(small));
+	assert_int_equal(r.nrecv, 0);
+	for (uint32_t k = 0; k < r.nfrags; k++)
+		assert_int_equal(ml_reasm_check(&r, small, k * F, frag_len(small, k * F)), ML_REASM_NEW);
+	int done = 0;
+	for (uint32_t k = r.nfrags; k-- > 0;)
+		done = offer(&r, b, k);
+	assert_int_equal(done, 1);
+	assert_memory_equal(r.buf, b, small);
+
+	assert_int_equal(ml_reasm_reuse(&r, 3, big + 1, F), -1);
+	assert_int_equal(r.seq, 2);
+	assert_int_equal(r.msg_len, small);
+	ml_reasm_free(&r);
+	assert_int_equal(ml_reasm_reuse(&r, 4, 1, F), -1); /* freed: nothing to reuse */
+	free(a);
+	free(b - 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -236,6 +271,7 @@ int main(void)
 		cmocka_unit_test(test_bad_last_fragment_length),
 		cmocka_unit_test(test_bad_offset_at_or_past_end),
 		cmocka_unit_test(test_bad_msg_len_mismatch),
+		cmocka_unit_test(test_reuse_for_next_message),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
