@@ -73,7 +73,9 @@ void ml_msg_free(struct ml_msg_out *m)
 {
 	struct ml_worker *w = m->peer->w;
 	int on_worker = ml_on_worker_thread(w);
-	if (m->frags != &m->frag1)
+	if (m->frags != &m->frag1 && m->nfrags <= ML_FRAGS_POOLED)
+		ml_pool_put(&w->frags_pool, m->frags, on_worker);
+	else if (m->frags != &m->frag1)
 		free(m->frags);
 	if (m->iov != m->iov1)
 		free(m->iov);

@@ -529,6 +529,8 @@ int ml_ctx_create(const struct ml_config *cfg, ml_ctx **out)
 		unsigned keep = ctx->cfg.max_inflight_msgs + ctx->cfg.max_queued_msgs;
 		ml_pool_init(&w->msg_pool, sizeof(struct ml_msg_out), keep);
 		ml_pool_init(&w->req_pool, sizeof(struct ml_request), keep);
+		/* Large messages: a window of 8 MiB ones is 64 of these. */
+		ml_pool_init(&w->frags_pool, ML_FRAGS_POOLED * sizeof(struct ml_frag), 1024);
 		ev_async_init(&w->wake, on_wake);
 		ev_async_start(w->loop, &w->wake);
 		ev_prepare_init(&w->flush, on_flush);
@@ -548,6 +550,7 @@ int ml_ctx_create(const struct ml_config *cfg, ml_ctx **out)
 			ev_loop_destroy(w->loop);
 			ml_pool_fini(&w->msg_pool);
 			ml_pool_fini(&w->req_pool);
+			ml_pool_fini(&w->frags_pool);
 			ml_ctx_destroy(ctx);
 			return ML_ESYS;
 		}
@@ -611,6 +614,7 @@ void ml_ctx_destroy(ml_ctx *ctx)
 	for (unsigned i = 0; i < ctx->nworkers; i++) {
 		ml_pool_fini(&ctx->workers[i].msg_pool);
 		ml_pool_fini(&ctx->workers[i].req_pool);
+		ml_pool_fini(&ctx->workers[i].frags_pool);
 	}
 	cds_lfht_destroy(ctx->peers, NULL);
 	listener_free_all(ctx);

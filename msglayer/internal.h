@@ -39,6 +39,7 @@
 #define ML_MSG_IOV_MAX 128 /* pieces of one message; more are copied (< ML_TX_IOV - 2) */
 #define ML_TX_BATCH (4u << 20) /* bytes per writev */
 #define ML_MSG_SMALL 128  /* ML_SEND_COPY payloads up to this size are kept in the message */
+#define ML_FRAGS_POOLED 8 /* fragment arrays of up to this many come from the worker's pool */
 #define ML_REASM_SPARE 8  /* finished reassemblies a peer keeps for the next ones... */
 #define ML_REASM_SPARE_BYTES (16u << 20) /* ...holding at most this many bytes of buffers */
 
@@ -377,6 +378,7 @@ struct ml_worker {
 	struct ml_listener *listeners;
 	struct ml_pool msg_pool;    /* struct ml_msg_out of this worker's peers */
 	struct ml_pool req_pool;    /* struct ml_request, taken on the worker */
+	struct ml_pool frags_pool;  /* ML_FRAGS_POOLED struct ml_frag: a message of a few fragments */
 	int stopped;
 };
 

@@ -518,7 +518,8 @@ static int cut_fragments(struct ml_peer *p, struct ml_msg_out *m)
 	if (m->nfrags == 1) {
 		m->frags = &m->frag1;
 	} else {
-		m->frags = calloc(m->nfrags, sizeof(*m->frags));
+		m->frags = m->nfrags <= ML_FRAGS_POOLED ? ml_pool_get(&p->w->frags_pool, 1)
+							: calloc(m->nfrags, sizeof(*m->frags));
 		if (!m->frags)
 			return ML_ENOMEM;
 	}
