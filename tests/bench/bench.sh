@@ -13,7 +13,7 @@
 #      $OUT/table.md, not into doc/, unless BENCH_DOC is given), BENCH_DOC (file
 #      whose marked section gets the table; doc/performance.md).
 set -u
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 2
 BIN=${BIN:-build/bin}
 ZMQ_PERF=${ZMQ_PERF:-build/bench/zmq-perf}
 OUT=${OUT:-build/bench}
@@ -22,7 +22,7 @@ if [ "$QUICK" = 1 ]; then
 	RUNS=${RUNS:-1} SECS=1 MEM_SHORT=0.5 MEM_LONG=1 UCX_LAT_N=20000 UCX_MSG_N=100000 UCX_BW_N=300 FI_N=5000 FI_BW_N=30
 	DOC=${BENCH_DOC:-$OUT/table.md}
 else
-	RUNS=${RUNS:-3} SECS=3 MEM_SHORT=1 MEM_LONG=3 UCX_LAT_N=100000 UCX_MSG_N=800000 UCX_BW_N=3000 FI_N=100000 FI_BW_N=300
+	RUNS=${RUNS:-3} SECS=3 MEM_SHORT=1 MEM_LONG=3 UCX_LAT_N=30000 UCX_MSG_N=800000 UCX_BW_N=3000 FI_N=20000 FI_BW_N=300
 	DOC=${BENCH_DOC:-doc/performance.md}
 fi
 MIB=1048576
@@ -152,7 +152,9 @@ one_round() {                             # one_round RUN
 	"$ZMQ_PERF" sink tcp://127.0.0.1:$PORT >"$WORK/sink" 2>"$WORK/sink.err" &
 	f=$!
 	wait_listen $PORT $f && timeout 60 "$ZMQ_PERF" source tcp://127.0.0.1:$PORT 64 "$SECS"
-	timeout 30 tail --pid=$f -f /dev/null
+	timeout 30 tail --pid=$f -f /dev/null # the sink ends at the source's end marker
+	kill $f 2>/dev/null                    # or it is stuck: the figure is then missing
+	wait $f 2>/dev/null
 	record msg64 zmq "$r" "$(jq -r .msgs_per_s "$WORK/sink")"
 
 	# 1 MiB bandwidth, bytes per second (ours over two paths)
@@ -175,7 +177,9 @@ one_round() {                             # one_round RUN
 	"$ZMQ_PERF" sink tcp://127.0.0.1:$PORT >"$WORK/sink" 2>"$WORK/sink.err" &
 	f=$!
 	wait_listen $PORT $f && timeout 60 "$ZMQ_PERF" source tcp://127.0.0.1:$PORT $MIB "$SECS"
-	timeout 30 tail --pid=$f -f /dev/null
+	timeout 30 tail --pid=$f -f /dev/null # the sink ends at the source's end marker
+	kill $f 2>/dev/null                    # or it is stuck: the figure is then missing
+	wait $f 2>/dev/null
 	record bw1M zmq "$r" "$(jq -r .bytes_per_s "$WORK/sink")"
 }
 

@@ -8,7 +8,7 @@
 #  2. the resident memory of a sender with 10,000 one-way messages in flight.
 # Env: BIN (ml-perf; build/bin), SHORT, LONG (seconds of the two runs; 1, 3).
 set -u
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 2
 BIN=${BIN:-build/bin}
 SHORT=${SHORT:-1} LONG=${LONG:-3}
 PERF=$BIN/ml-perf
@@ -45,7 +45,7 @@ client_side() {                           # client_side TEST [options] -> "per-m
 		a+=("$(heap_allocs "$WORK/c.vg")")
 	done
 	awk -v n1="${n[0]}" -v n2="${n[1]}" -v a1="${a[0]}" -v a2="${a[1]}" \
-		'BEGIN { printf "%.3f (%d and %d allocations for %d and %d messages)", (a2 - a1) / (n2 - n1), a1, a2, n1, n2 }'
+		'BEGIN { v = (a2 - a1) / (n2 - n1); if (v < 0.0005) v = 0; printf "%.3f (%d and %d allocations for %d and %d messages)", v, a1, a2, n1, n2 }'
 }
 
 # The server under valgrind: its allocations per request or message received.
@@ -60,7 +60,7 @@ server_side() {                           # server_side TEST [options]
 		a+=("$(heap_allocs "$WORK/server.err")")
 	done
 	awk -v n1="${n[0]}" -v n2="${n[1]}" -v a1="${a[0]}" -v a2="${a[1]}" \
-		'BEGIN { printf "%.3f (%d and %d allocations for %d and %d messages)", (a2 - a1) / (n2 - n1), a1, a2, n1, n2 }'
+		'BEGIN { v = (a2 - a1) / (n2 - n1); if (v < 0.0005) v = 0; printf "%.3f (%d and %d allocations for %d and %d messages)", v, a1, a2, n1, n2 }'
 }
 
 echo "| heap allocations per message, steady state (valgrind, runs of $SHORT and $LONG s) | allocations |"
