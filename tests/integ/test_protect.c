@@ -100,7 +100,7 @@ static int pump(struct proxy *px, int from, int to, int c2s, long *pos, char *ta
 	pthread_mutex_unlock(&mu);
 	*pos += n;
 	for (ssize_t done = 0; done < n;) {
-		ssize_t w = write(to, buf + keep + done, (size_t)(n - done));
+		ssize_t w = send(to, buf + keep + done, (size_t)(n - done), MSG_NOSIGNAL);
 		if (w <= 0)
 			return 0;
 		done += w;
