@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 
 #include "capture.h"
+#include "codec.h"
 #include "fuzz.h"
 #include "msglayer.h"
 #include "record.h"
@@ -97,6 +98,27 @@ static void whole(struct bytes *o, uint16_t flags, uint64_t seq, uint64_t ref, u
 	message(o, flags, seq, ref, len, FZ_HS_FRAG, &first, 1);
 }
 
+/* A one-way message as a sender with ML_SEND_LZ4 or ML_SEND_ZSTD writes it:
+ * the original length, then the codec's output for len bytes of text. */
+static void compressed(struct bytes *o, int codec, uint64_t seq, uint32_t len)
+{
+	static char text[8192];
+	static const char words[] = "block volume replica write ";
+	for (size_t i = 0; i < sizeof(text); i++)
+		text[i] = words[i % (sizeof(words) - 1)];
+	FZ_CHECK(len <= sizeof(text), "compressed seed too long");
+	struct iovec v = { text, len };
+	size_t n;
+	void *z = ml_codec_compress(codec, &v, 1, len, &n);
+	FZ_CHECK(z, "compress a seed");
+	struct ml_frame_hdr h = { .type = ML_FT_DATA,
+				  .flags = (uint16_t)(ML_KIND_ONEWAY | codec << ML_FLAG_CODEC_SHIFT),
+				  .session = session, .seq = seq, .tag = 42, .msg_len = (uint32_t)n,
+				  .payload_len = (uint32_t)n };
+	frame(o, &h, z);
+	free(z);
+}
+
 static void ack(struct bytes *o, uint64_t cum, const uint64_t (*r)[2], unsigned n)
 {
 	static struct ml_ack a;
@@ -147,6 +169,9 @@ static void wire_seeds(const struct fz_capture *cap)
 	SEED("data-response", whole(&o, ML_KIND_RESPONSE, 1, 1, 2));
 	SEED("data-abort", whole(&o, ML_KIND_RESPONSE | ML_FLAG_ABORT, 2, 1, 20));
 	SEED("data-cancel", whole(&o, ML_KIND_ONEWAY | ML_FLAG_CANCEL, 3, 1, 0));
+	SEED("data-lz4", compressed(&o, ML_CODEC_LZ4, 6, 4000));
+	SEED("data-zstd", compressed(&o, ML_CODEC_ZSTD, 7, 4000));
+	SEED("data-stream-chunk", whole(&o, ML_KIND_ONEWAY | ML_FLAG_STREAM, 8, 1, 64));
 	SEED("data-oneway-fragments", message(&o, ML_KIND_ONEWAY, 4, 0, 10000, FZ_HS_FRAG, frags3, 3));
 	SEED("ack-cum", ack(&o, 5, NULL, 0));
 	SEED("ack-ranges", ack(&o, 1, three, 3));
@@ -246,6 +271,25 @@ static void hs_session(struct bytes *o)
 	ctrl(o, ML_FT_PONG, session, ts, sizeof(ts));
 	ack(o, 3, NULL, 0);
 }
+/* Compressed messages (both codecs), then one whose payload does not
+ * expand: the path fails on it, nothing of it is delivered. */
+static void hs_compressed(struct bytes *o)
+{
+	compressed(o, ML_CODEC_LZ4, 1, 6000);
+	compressed(o, ML_CODEC_ZSTD, 2, 6000);
+	whole(o, ML_KIND_ONEWAY | ML_CODEC_ZSTD << ML_FLAG_CODEC_SHIFT, 3, 0, 100);
+}
+
+/* The stream layer's messages (doc/streams.md): an open (the fuzz context
+ * has no on_stream, so the library refuses it), then a chunk and a control
+ * record of a stream nobody opened. */
+static void hs_streams(struct bytes *o)
+{
+	whole(o, ML_KIND_REQUEST | ML_FLAG_STREAM, 1, 0, 40);
+	whole(o, ML_KIND_ONEWAY | ML_FLAG_STREAM, 2, 1, 64);
+	whole(o, ML_KIND_ONEWAY | ML_FLAG_STREAM, 3, 0, 16);
+}
+
 static void hs_reassembly_left_open(struct bytes *o)
 {
 	static const unsigned first_two[] = { 0, 1 };
@@ -287,6 +331,8 @@ static void handshake_seeds(const struct fz_capture *cap)
 	handshake_seed("hello", all, peer_hello, NULL);
 	handshake_seed("session", all, peer_hello, hs_session);
 	handshake_seed("reassembly-left-open", all, peer_hello, hs_reassembly_left_open);
+	handshake_seed("compressed-messages", all, peer_hello, hs_compressed);
+	handshake_seed("stream-messages", all, peer_hello, hs_streams);
 	handshake_seed("interleaved-messages", all, peer_hello, hs_interleaved);
 	handshake_seed("close-after-hello", all, peer_hello, hs_close);
 	handshake_seed("reassembly-past-limit", all, peer_hello, hs_reassembly_past_limit);
