@@ -992,6 +992,16 @@ static void heard(struct ml_path *path, ev_tstamp now)
 	}
 }
 
+/* Move the bytes not yet parsed to the front of rxbuf, for room behind them. */
+static void rx_compact(struct ml_path *path)
+{
+	if (path->rxoff == 0)
+		return;
+	memmove(path->rxbuf, path->rxbuf + path->rxoff, path->rxlen - path->rxoff);
+	path->rxlen -= path->rxoff;
+	path->rxoff = 0;
+}
+
 /* n bytes were appended to rxbuf (read, or opened from sealed records):
  * they may be parsed now, or when the fault that holds them lets them go. */
 static void rx_arrived(struct ml_path *path, size_t n, ev_tstamp now)
@@ -1018,11 +1028,8 @@ static void on_read(struct ev_loop *loop, ev_io *io, int revents)
 	if (rx_sealed(path)) {
 		v = ml_seal_rx_space(path->seal);
 	} else {
-		if (path->rxcap - path->rxlen < 4096 && path->rxoff > 0) {
-			memmove(path->rxbuf, path->rxbuf + path->rxoff, path->rxlen - path->rxoff);
-			path->rxlen -= path->rxoff;
-			path->rxoff = 0;
-		}
+		if (path->rxcap - path->rxlen < 4096)
+			rx_compact(path);
 		v = (struct iovec){ path->rxbuf + path->rxlen, path->rxcap - path->rxlen };
 	}
 	if (v.iov_len == 0) { /* full of held bytes: let the kernel keep the rest */
@@ -1081,11 +1088,8 @@ static void rx_pump(struct ml_path *path, ev_tstamp now)
 		size_t got = 0;
 		if (rx_sealed(path)) {
 			const char *why = NULL;
-			if (path->rxoff > 0 && path->rxcap - path->rxlen < ML_SEAL_RECORD_MAX) {
-				memmove(path->rxbuf, path->rxbuf + path->rxoff, path->rxlen - path->rxoff);
-				path->rxlen -= path->rxoff;
-				path->rxoff = 0;
-			}
+			if (path->rxcap - path->rxlen < ML_SEAL_RECORD_MAX)
+				rx_compact(path);
 			int rc = ml_seal_open(path->seal, path->rxbuf + path->rxlen,
 					      path->rxcap - path->rxlen, &got, &why);
 			if (rc) {
@@ -1131,11 +1135,8 @@ static void parse_frames(struct ml_path *path)
 		}
 		size_t total = (size_t)h.hdr_len + h.payload_len;
 		if (avail < total) {
-			if (path->rxcap - path->rxoff < total) { /* make room for the whole frame */
-				memmove(path->rxbuf, at, path->rxlen - path->rxoff);
-				path->rxlen -= path->rxoff;
-				path->rxoff = 0;
-			}
+			if (path->rxcap - path->rxoff < total) /* make room for the whole frame */
+				rx_compact(path);
 			break;
 		}
 		ML_STAT_ADD(path->st.frames_recv, h.type == ML_FT_DATA);

@@ -44,8 +44,8 @@ static inline void raw_send(int fd, uint8_t type, const void *payload, uint32_t 
 	raw_send_frame(fd, &h, payload);
 }
 
-/* Reads one frame: its type, and its payload into out (at most cap). */
-static inline uint8_t raw_recv(int fd, uint8_t *out, size_t cap, uint32_t *len)
+/* Reads one frame: its header into *h, its payload into out (at most cap). */
+static inline void raw_recv_frame(int fd, uint8_t *out, size_t cap, struct ml_frame_hdr *h)
 {
 	uint8_t hdr[ML_WIRE_HDR_LEN];
 	size_t got = 0;
@@ -55,14 +55,20 @@ static inline uint8_t raw_recv(int fd, uint8_t *out, size_t cap, uint32_t *len)
 		got += (size_t)r;
 	}
 	struct ml_wire_limits lim = { 1 << 20, 1 << 20 };
-	struct ml_frame_hdr h;
-	CHECK(ml_frame_decode(hdr, sizeof(hdr), &lim, &h) == ML_WIRE_OK, "frame header");
-	CHECK(h.payload_len <= cap, "payload of %u bytes", h.payload_len);
-	for (got = 0; got < h.payload_len;) {
-		ssize_t r = recv(fd, out + got, h.payload_len - got, 0);
+	CHECK(ml_frame_decode(hdr, sizeof(hdr), &lim, h) == ML_WIRE_OK, "frame header");
+	CHECK(h->payload_len <= cap, "payload of %u bytes", h->payload_len);
+	for (got = 0; got < h->payload_len;) {
+		ssize_t r = recv(fd, out + got, h->payload_len - got, 0);
 		CHECK(r > 0, "recv payload");
 		got += (size_t)r;
 	}
+}
+
+/* Reads one frame: its type, and its payload into out (at most cap). */
+static inline uint8_t raw_recv(int fd, uint8_t *out, size_t cap, uint32_t *len)
+{
+	struct ml_frame_hdr h;
+	raw_recv_frame(fd, out, cap, &h);
 	*len = h.payload_len;
 	return h.type;
 }

@@ -659,22 +659,8 @@ static int ps_ended(void *arg)
 static struct ml_frame_hdr raw_next_stream(int fd, uint8_t *payload, size_t cap)
 {
 	for (;;) {
-		uint8_t hdr[ML_WIRE_HDR_LEN];
-		size_t got = 0;
-		while (got < sizeof(hdr)) {
-			ssize_t r = recv(fd, hdr + got, sizeof(hdr) - got, 0);
-			CHECK(r > 0, "recv: %s", r ? strerror(errno) : "the path was closed");
-			got += (size_t)r;
-		}
-		struct ml_wire_limits lim = { 1 << 20, 1 << 20 };
 		struct ml_frame_hdr h;
-		CHECK(ml_frame_decode(hdr, sizeof(hdr), &lim, &h) == ML_WIRE_OK, "frame header");
-		CHECK(h.payload_len <= cap, "payload of %u bytes", h.payload_len);
-		for (got = 0; got < h.payload_len;) {
-			ssize_t r = recv(fd, payload + got, h.payload_len - got, 0);
-			CHECK(r > 0, "recv payload");
-			got += (size_t)r;
-		}
+		raw_recv_frame(fd, payload, cap, &h);
 		if (h.type == ML_FT_DATA && (h.flags & ML_FLAG_STREAM))
 			return h;
 	}
