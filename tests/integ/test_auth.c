@@ -23,6 +23,7 @@
 #include "auth.h"
 #include "check.h"
 #include "raw.h"
+#include "testnode.h"
 #include "wire.h"
 
 #include <arpa/inet.h>
@@ -41,71 +42,6 @@
 #define SRV 1
 #define CLI 2
 #define RAW 3
-#define WAIT_S 10.0
-
-static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
-
-static void wake(void)
-{
-	pthread_mutex_lock(&mu);
-	pthread_cond_broadcast(&cv);
-	pthread_mutex_unlock(&mu);
-}
-
-/* Waits until pred(arg) holds (checked after every callback, and every
- * 50 ms); fails the test after WAIT_S. */
-static void wait_for(int (*pred)(void *), void *arg, const char *what)
-{
-	pthread_mutex_lock(&mu);
-	int reached = check_wait(&mu, &cv, pred, arg, WAIT_S);
-	pthread_mutex_unlock(&mu);
-	CHECK(reached, "timed out waiting for %s", what);
-}
-
-/* ---- a node: its context and what it logged ---- */
-
-struct node {
-	ml_ctx *ctx;
-	char log[16384]; /* under mu */
-	size_t log_len;
-	int requests;    /* served */
-};
-
-static void node_log(void *arg, int level, const char *text)
-{
-	struct node *n = arg;
-	pthread_mutex_lock(&mu);
-	int w = snprintf(n->log + n->log_len, sizeof(n->log) - n->log_len, "%d %s\n", level, text);
-	if (w > 0 && n->log_len + (size_t)w < sizeof(n->log))
-		n->log_len += (size_t)w;
-	pthread_cond_broadcast(&cv);
-	pthread_mutex_unlock(&mu);
-	if (getenv("ML_TEST_VERBOSE"))
-		fprintf(stderr, "  (log %d: %s)\n", level, text);
-}
-
-static void serve(void *arg, ml_peer *from, ml_request *req, const struct ml_msg *msg)
-{
-	struct node *n = arg;
-	(void)from;
-	__atomic_fetch_add(&n->requests, 1, __ATOMIC_RELAXED);
-	struct ml_buf b = ml_buf_plain(msg->data, msg->len);
-	ml_respond(req, &b, 1, ML_SEND_COPY, NULL, NULL);
-}
-
-static void on_path(void *arg, ml_peer *peer, unsigned idx, int old_state, int new_state,
-		    const char *reason)
-{
-	(void)arg;
-	(void)peer;
-	(void)idx;
-	(void)old_state;
-	(void)new_state;
-	(void)reason;
-	wake();
-}
-
 /* key_file NULL: no authentication. Returns ML_OK or the create error. */
 static int node_start(struct node *n, uint32_t id, const char *key_file)
 {
@@ -114,41 +50,14 @@ static int node_start(struct node *n, uint32_t id, const char *key_file)
 	ml_config_init(&c);
 	c.node_id = id;
 	c.key_file = key_file;
-	c.on_request = serve;
-	c.on_path_event = on_path;
+	c.on_request = node_echo;
+	c.on_path_event = node_on_path;
 	c.cb_arg = n;
 	c.log = node_log;
 	c.log_arg = n;
 	c.log_level = ML_LOG_INFO;
 	c.reconnect_max_s = 0.2; /* reconnects (and their failures) come quickly */
 	return ml_ctx_create(&c, &n->ctx);
-}
-
-struct log_goal {
-	struct node *n;
-	const char *text;
-};
-
-static int logged(void *arg) /* called under mu */
-{
-	struct log_goal *g = arg;
-	return strstr(g->n->log, g->text) != NULL;
-}
-
-static void wait_log(struct node *n, const char *text)
-{
-	struct log_goal g = { n, text };
-	char what[256];
-	snprintf(what, sizeof(what), "\"%s\" in the log of node %u", text, ml_ctx_node_id(n->ctx));
-	wait_for(logged, &g, what);
-}
-
-static int has_log(struct node *n, const char *text)
-{
-	pthread_mutex_lock(&mu);
-	int yes = strstr(n->log, text) != NULL;
-	pthread_mutex_unlock(&mu);
-	return yes;
 }
 
 static unsigned listen_any(struct node *n, unsigned idx)
@@ -168,24 +77,6 @@ static ml_peer *connect_to(struct node *n, uint32_t node, const unsigned *ports,
 	ml_peer *p;
 	CHECK(ml_peer_add(n->ctx, node, u, nports, &p) == ML_OK, "peer add");
 	return p;
-}
-
-struct up_goal {
-	ml_peer *peer;
-	unsigned paths;
-};
-
-static int paths_up(void *arg)
-{
-	struct up_goal *g = arg;
-	struct ml_peer_stats st;
-	return ml_peer_stats_get(g->peer, &st, NULL, NULL) == 0 && st.paths_up >= g->paths;
-}
-
-static void wait_up(ml_peer *peer, unsigned n, const char *what)
-{
-	struct up_goal g = { peer, n };
-	wait_for(paths_up, &g, what);
 }
 
 /* ---- one request, answered ---- */
@@ -314,7 +205,7 @@ static void refused(const char *name, const char *srv_key, const char *cli_key,
 	      (unsigned long long)ps.failures, (unsigned long long)ps.connects);
 	CHECK(ml_peer_find(s.ctx, CLI) == NULL, "%s: the acceptor made a peer for the connector",
 	      name);
-	CHECK(s.requests == 0, "%s: served %d requests", name, s.requests);
+	CHECK(s.delivered == 0, "%s: served %d requests", name, s.delivered);
 	char err_line[64];
 	snprintf(err_line, sizeof(err_line), "%d peer 1 path 0", ML_LOG_ERR);
 	CHECK(has_log(&c, err_line), "%s: the connector's error is not at level ML_LOG_ERR: %s",

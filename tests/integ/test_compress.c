@@ -13,9 +13,11 @@
  *      and a compressed message that does not expand, each close the path
  *      with the reason in the receiver's log and deliver nothing
  */
+#define TEST_WAIT_S 20.0 /* 3 MiB echoes under valgrind and sanitizers */
 #include "msglayer.h"
 #include "check.h"
 #include "raw.h"
+#include "testnode.h"
 #include "wire.h"
 
 #include <pthread.h>
@@ -26,37 +28,7 @@
 #define SRV 1
 #define CLI 2
 #define RAW 3
-#define WAIT_S 20.0
 #define BIG (3u << 20)
-
-static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
-
-static void wait_for(int (*pred)(void *), void *arg, const char *what)
-{
-	pthread_mutex_lock(&mu);
-	int reached = check_wait(&mu, &cv, pred, arg, WAIT_S);
-	pthread_mutex_unlock(&mu);
-	CHECK(reached, "timed out waiting for %s", what);
-}
-
-struct node {
-	ml_ctx *ctx;
-	char log[8192]; /* under mu */
-	size_t log_len;
-	int delivered;  /* messages and requests seen by the application */
-};
-
-static void node_log(void *arg, int level, const char *text)
-{
-	struct node *n = arg;
-	pthread_mutex_lock(&mu);
-	int w = snprintf(n->log + n->log_len, sizeof(n->log) - n->log_len, "%d %s\n", level, text);
-	if (w > 0 && n->log_len + (size_t)w < sizeof(n->log))
-		n->log_len += (size_t)w;
-	pthread_cond_broadcast(&cv);
-	pthread_mutex_unlock(&mu);
-}
 
 /* Echo, compressed the same way as the request came if the test says so. */
 static unsigned echo_flags;
@@ -248,17 +220,6 @@ static void test_not_accepted(void)
 /* ======================================================================
  * 4. a raw client
  * ====================================================================== */
-
-struct log_goal {
-	struct node *n;
-	const char *text;
-};
-
-static int logged(void *arg) /* under mu */
-{
-	struct log_goal *g = arg;
-	return strstr(g->n->log, g->text) != NULL;
-}
 
 /* Handshake by hand, then one DATA frame with these flags and payload. */
 static void raw_data(unsigned port, uint16_t flags, const void *payload, uint32_t len)

@@ -20,6 +20,7 @@
  */
 #include "msglayer.h"
 #include "check.h"
+#include "testnode.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -36,27 +37,9 @@
 
 #define SRV 1
 #define CLI 2
-#define WAIT_S 10.0
 #define MSG_LEN 300000
 
-static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
 static const char marker[] = "THE-SECRET-MARKER-0123456789";
-
-static void wake(void)
-{
-	pthread_mutex_lock(&mu);
-	pthread_cond_broadcast(&cv);
-	pthread_mutex_unlock(&mu);
-}
-
-static void wait_for(int (*pred)(void *), void *arg, const char *what)
-{
-	pthread_mutex_lock(&mu);
-	int reached = check_wait(&mu, &cv, pred, arg, WAIT_S);
-	pthread_mutex_unlock(&mu);
-	CHECK(reached, "timed out waiting for %s", what);
-}
 
 /* ---- the proxy ---- */
 
@@ -183,47 +166,6 @@ static void proxy_stop(struct proxy *px)
 
 /* ---- nodes ---- */
 
-struct node {
-	ml_ctx *ctx;
-	char log[16384]; /* under mu */
-	size_t log_len;
-	int requests;    /* served */
-};
-
-static void node_log(void *arg, int level, const char *text)
-{
-	struct node *n = arg;
-	pthread_mutex_lock(&mu);
-	int w = snprintf(n->log + n->log_len, sizeof(n->log) - n->log_len, "%d %s\n", level, text);
-	if (w > 0 && n->log_len + (size_t)w < sizeof(n->log))
-		n->log_len += (size_t)w;
-	pthread_cond_broadcast(&cv);
-	pthread_mutex_unlock(&mu);
-	if (getenv("ML_TEST_VERBOSE"))
-		fprintf(stderr, "  (log %d: %s)\n", level, text);
-}
-
-static void serve(void *arg, ml_peer *from, ml_request *req, const struct ml_msg *msg)
-{
-	struct node *n = arg;
-	(void)from;
-	__atomic_fetch_add(&n->requests, 1, __ATOMIC_RELAXED);
-	struct ml_buf b = ml_buf_plain(msg->data, msg->len);
-	ml_respond(req, &b, 1, ML_SEND_COPY, NULL, NULL);
-}
-
-static void on_path(void *arg, ml_peer *peer, unsigned idx, int old_state, int new_state,
-		    const char *reason)
-{
-	(void)arg;
-	(void)peer;
-	(void)idx;
-	(void)old_state;
-	(void)new_state;
-	(void)reason;
-	wake();
-}
-
 static char key_path[96];
 
 static int node_start(struct node *n, uint32_t id, int protect, const char *key_file)
@@ -234,59 +176,14 @@ static int node_start(struct node *n, uint32_t id, int protect, const char *key_
 	c.node_id = id;
 	c.key_file = key_file;
 	c.protect = protect;
-	c.on_request = serve;
-	c.on_path_event = on_path;
+	c.on_request = node_echo;
+	c.on_path_event = node_on_path;
 	c.cb_arg = n;
 	c.log = node_log;
 	c.log_arg = n;
 	c.log_level = ML_LOG_INFO;
 	c.reconnect_max_s = 0.2;
 	return ml_ctx_create(&c, &n->ctx);
-}
-
-static int has_log(struct node *n, const char *text)
-{
-	pthread_mutex_lock(&mu);
-	int yes = strstr(n->log, text) != NULL;
-	pthread_mutex_unlock(&mu);
-	return yes;
-}
-
-struct log_goal {
-	struct node *n;
-	const char *text;
-};
-
-static int logged(void *arg) /* under mu */
-{
-	struct log_goal *g = arg;
-	return strstr(g->n->log, g->text) != NULL;
-}
-
-static void wait_log(struct node *n, const char *text)
-{
-	struct log_goal g = { n, text };
-	char what[160];
-	snprintf(what, sizeof(what), "\"%s\" in the log of node %u", text, ml_ctx_node_id(n->ctx));
-	wait_for(logged, &g, what);
-}
-
-struct up_goal {
-	ml_peer *peer;
-	unsigned paths;
-};
-
-static int paths_up(void *arg)
-{
-	struct up_goal *g = arg;
-	struct ml_peer_stats st;
-	return ml_peer_stats_get(g->peer, &st, NULL, NULL) == 0 && st.paths_up >= g->paths;
-}
-
-static void wait_up(ml_peer *peer, unsigned n, const char *what)
-{
-	struct up_goal g = { peer, n };
-	wait_for(paths_up, &g, what);
 }
 
 /* A client and a server; the client's path 0 through the proxy, path 1 direct. */
@@ -432,8 +329,8 @@ static void test_tamper(int mode)
 	wait_for(answer_done, &a, "the answer after the tampering");
 	CHECK(a.status == ML_OK && a.intact && a.done == 1, "status %s, intact %d, answered %d",
 	      ml_status_name(a.status), a.intact, a.done);
-	CHECK(__atomic_load_n(&p.s.requests, __ATOMIC_RELAXED) == 1, "served %d times",
-	      p.s.requests);
+	CHECK(__atomic_load_n(&p.s.delivered, __ATOMIC_RELAXED) == 1, "served %d times",
+	      p.s.delivered);
 	pthread_mutex_lock(&mu);
 	CHECK(p.px.flipped, "the proxy flipped no byte");
 	pthread_mutex_unlock(&mu);
