@@ -12,6 +12,7 @@
 #   make bench-compress  what LZ4 and zstd give on a 1 Gbit/s link (root)
 #   make bench-protect   what protect = mac / encrypt cost, over loopback
 #   make bench-streams   1 GiB streams both ways next to requests: rate, request latency, cancels
+#   make bench-streams-link  the same over a loopback shaped to 5 Gbit/s (root)
 #   make soak            SOAK_SECONDS (300) of load from 3 client processes, random link
 #                        faults, a client killed and restarted; lost 0, dup 0, no growth
 #   make fuzz            each libFuzzer target for FUZZ_SECONDS (60) s (build-fuzz/...)
@@ -83,7 +84,7 @@ INTEG := $(patsubst tests/integ/%.c,$(BUILD)/tests/%,$(wildcard tests/integ/test
 INTEG_PLAIN := $(filter-out %/test_pubsub,$(INTEG))
 
 .PHONY: all deps check unit integ corosync block tooltests netns valgrind demo bench bench-deps \
-	bench-failover bench-compress bench-protect bench-streams rdma-vm-test install clean fuzz \
+	bench-failover bench-compress bench-protect bench-streams bench-streams-link rdma-vm-test install clean fuzz \
 	fuzz-build fuzz-seeds soak
 .DEFAULT_GOAL := all
 
@@ -238,6 +239,12 @@ bench-protect: deps
 bench-streams: deps
 	@$(MAKE) --no-print-directory $(BUILD)/tests/bench_streams
 	$(BUILD)/tests/bench_streams
+
+# The same over a loopback shaped by tc tbf in a namespace of its own, where
+# the link, not the CPU, limits the streams (root; RATE, RUNS, SETTINGS).
+bench-streams-link: deps
+	@$(MAKE) --no-print-directory $(BUILD)/tests/bench_streams
+	tests/bench/streams-link.sh
 
 # Not part of `make check`: minutes of load with faults and restarts
 # (doc/testing.md). CI runs a minute of it built with ASan/LSan.

@@ -39,7 +39,7 @@
 #define ML_MSG_IOV_MAX 128 /* pieces of one message; more are copied (< ML_TX_IOV - 2) */
 #define ML_TX_BATCH (4u << 20) /* bytes per writev */
 #define ML_MSG_SMALL 128  /* ML_SEND_COPY payloads up to this size are kept in the message */
-#define ML_FRAGS_POOLED 8 /* fragment arrays of up to this many come from the worker's pool */
+#define ML_FRAGS_POOLED 16 /* fragment arrays of up to this many come from the worker's pool */
 #define ML_REASM_SPARE 8  /* finished reassemblies a peer keeps for the next ones... */
 #define ML_REASM_SPARE_BYTES (16u << 20) /* ...holding at most this many bytes of buffers */
 
@@ -146,6 +146,7 @@ struct ml_msg_out {
 	uint8_t kind;
 	uint8_t wflags;            /* ML_FLAG_ABORT / ML_FLAG_CANCEL */
 	uint8_t acked;
+	uint8_t placed;            /* a fragment of it went to a path (dispatch) */
 	int give_up;               /* status to complete with once acked (canceled, deadline, too big) */
 	double deadline;           /* request: CLOCK_MONOTONIC seconds (0: none) */
 	uint32_t deadline_us;      /* on the wire: time left when it got its number */
@@ -167,6 +168,20 @@ struct ml_msg_out {
 	struct iovec iov1[2];
 	uint8_t small[ML_MSG_SMALL]; /* nor small copies (a response, an abort's reason) */
 };
+
+/* A stream's chunk (not its control records, which are urgent). */
+static inline int ml_msg_is_chunk(const struct ml_msg_out *m)
+{
+	return m->stream && m->ref && m->kind == ML_KIND_ONEWAY;
+}
+
+/* Bulk gives way on a path: a small message queued after it is written
+ * before it, so that what a request waits for on a busy path is at most the
+ * fragment being written, not every chunk and large message queued there. */
+static inline int ml_frag_is_bulk(const struct ml_frag *f)
+{
+	return ml_msg_is_chunk(f->msg) || f->msg->nfrags > 1;
+}
 
 /* ---- paths ---- */
 
@@ -223,7 +238,9 @@ struct ml_path {
 	size_t tail_off, tail_len;
 	uint8_t ctrl[ML_CTRL_BUF];
 	size_t ctrl_off, ctrl_len;
-	struct cds_list_head txq;      /* ml_frag, QUEUED */
+	struct cds_list_head txq;      /* ml_frag, QUEUED: small messages, then bulk */
+	struct ml_frag *bulk_mark;     /* txq's first bulk fragment not begun, or NULL:
+					* small messages queue ahead of it (ml_frag_is_bulk) */
 	struct cds_list_head inflight; /* ml_frag, SENT */
 	size_t head_written;           /* bytes of txq's first frag already written */
 	int dirty;                     /* on worker->dirty_paths */

@@ -165,7 +165,7 @@ struct ml_config {
 	struct ev_loop *loop;  /* embedded mode: run on the caller's loop, no threads */
 
 	/* Limits (0 keeps the default). */
-	uint32_t max_frag_payload;    /* bytes per frame payload (256 KiB; 4 KiB..16 MiB) */
+	uint32_t max_frag_payload;    /* bytes per frame payload (64 KiB; 4 KiB..16 MiB) */
 	uint32_t max_msg_size;        /* largest message (64 MiB) */
 	uint32_t max_inflight_msgs;   /* per peer: unacknowledged messages (1024) */
 	uint64_t max_inflight_bytes;  /* per peer: unacknowledged bytes (64 MiB) */
@@ -215,14 +215,14 @@ struct ml_config {
 
 	/* Streams (doc/streams.md). */
 	uint32_t max_streams;         /* per peer: open streams, both ways, opened and accepted (64) */
-	uint32_t stream_chunk_max;    /* largest chunk we send or take (256 KiB; >= 4 KiB, and
+	uint32_t stream_chunk_max;    /* largest chunk we send or take (64 KiB; >= 4 KiB, and
 	                                 max_msg_size if that is smaller); a stream uses the
 	                                 smaller of both sides' values */
 	uint32_t stream_window;       /* chunks a receiving stream grants ahead of what it
-	                                 delivered (8): the bytes in flight per stream */
-	uint64_t stream_path_max;     /* stream chunks go to a path only while it holds less than
-	                                 this (256 KiB): what a request may find ahead of it;
-	                                 make it at least the bandwidth-delay product of a path */
+	                                 delivered (16): the bytes in flight per stream */
+	uint64_t stream_path_max;     /* a stream chunk starts on a path only while it holds less
+	                                 than this (64 KiB): with a chunk, what a request may find
+	                                 ahead of it (doc/streams.md, Latency next to streams) */
 
 	const char *admin_socket;     /* Unix socket for mlctl (NULL: none) */
 	const char *key_file;         /* cluster key (ml-keygen): every path authenticates

@@ -438,6 +438,7 @@ void ml_path_fail(struct ml_path *path, int status, const char *why)
 		requeue(path, &tmp, f, path->head_written > 0);
 		path->head_written = 0; /* only the first can be part-written */
 	}
+	path->bulk_mark = NULL;
 	/* Older than anything waiting: they go out first. */
 	cds_list_splice(&tmp, &p->fragq);
 	path->outstanding = 0;
@@ -531,6 +532,22 @@ int ml_path_send_ctrl(struct ml_path *path, uint8_t type, const void *payload, u
 	return 0;
 }
 
+/* f is begun or leaves txq: the mark moves to the next fragment (bulk, as
+ * everything after the mark is). */
+static void mark_past(struct ml_path *path, const struct ml_frag *f)
+{
+	if (f == path->bulk_mark)
+		path->bulk_mark = f->link.next == &path->txq
+					  ? NULL
+					  : cds_list_entry(f->link.next, struct ml_frag, link);
+}
+
+static void txq_del(struct ml_path *path, struct ml_frag *f)
+{
+	mark_past(path, f);
+	cds_list_del(&f->link);
+}
+
 void ml_path_queue_frag(struct ml_path *path, struct ml_frag *f)
 {
 	struct ml_msg_out *m = f->msg;
@@ -557,7 +574,13 @@ void ml_path_queue_frag(struct ml_path *path, struct ml_frag *f)
 	f->state = ML_FRAG_QUEUED;
 	f->queued_at = ev_now(p->w->loop);
 	f->ahead = path->outstanding + f->len;
-	cds_list_add_tail(&f->link, &path->txq);
+	if (!ml_frag_is_bulk(f) && path->bulk_mark) {
+		cds_list_add_tail(&f->link, &path->bulk_mark->link); /* just before it */
+	} else {
+		cds_list_add_tail(&f->link, &path->txq);
+		if (ml_frag_is_bulk(f) && !path->bulk_mark)
+			path->bulk_mark = f;
+	}
 	path->outstanding += f->len;
 	ML_STAT_ADD(path->st.inflight_frames, 1);
 	ML_STAT_ADD(path->st.inflight_bytes, f->len);
@@ -616,7 +639,10 @@ void ml_path_unqueue_frag(struct ml_path *path, struct ml_frag *f)
 		ML_STAT_ADD(path->st.bytes_acked, f->len);
 		update_rate(path, f);
 	}
-	cds_list_del(&f->link);
+	if (f->state == ML_FRAG_QUEUED)
+		txq_del(path, f);
+	else
+		cds_list_del(&f->link);
 	f->state = ML_FRAG_IDLE;
 	f->path = NULL;
 	path->outstanding -= f->len;
@@ -657,7 +683,7 @@ static unsigned frame_iov(const struct ml_frag *f, size_t skip, struct iovec *io
 
 static void frag_written(struct ml_path *path, struct ml_frag *f)
 {
-	cds_list_del(&f->link);
+	txq_del(path, f);
 	ML_STAT_ADD(path->st.frames_sent, 1);
 	ML_STAT_ADD(path->st.bytes_sent, f->len);
 	f->state = ML_FRAG_SENT;
@@ -766,6 +792,7 @@ void ml_path_flush(struct ml_path *path)
 				size_t flen = ML_WIRE_HDR_LEN + f->len;
 				if (left < flen) {
 					path->head_written = left;
+					mark_past(path, f); /* begun: nothing passes it now */
 					left = 0;
 				} else {
 					left -= flen;
@@ -1184,7 +1211,7 @@ static void take_back_unwritten(struct ml_path *path)
 	cds_list_for_each_entry_safe(f, tmpf, &path->txq, link) {
 		if (path->head_written && f == cds_list_first_entry(&path->txq, struct ml_frag, link))
 			continue; /* part-written: the stream needs the rest of it */
-		cds_list_del(&f->link);
+		txq_del(path, f);
 		f->path = NULL;
 		f->state = ML_FRAG_PENDING;
 		path->outstanding -= f->len;

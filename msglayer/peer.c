@@ -600,10 +600,14 @@ static void pump(struct ml_peer *p)
 	}
 }
 
-/* A stream's chunk: bulk, which waits for the rest (doc/streams.md). */
+/* A stream's chunk not yet begun: bulk, which waits for the rest
+ * (doc/streams.md). Once one fragment of a chunk is on a path, the rest
+ * follow without waiting for room: room comes back only when the whole chunk
+ * is acknowledged, and stream_path_max may be less than a chunk (or than the
+ * share of one left on the only path still up). */
 static int is_bulk(const struct ml_frag *f)
 {
-	return f->msg->stream && f->msg->ref && f->msg->kind == ML_KIND_ONEWAY;
+	return ml_msg_is_chunk(f->msg) && !f->msg->placed;
 }
 
 /* Hand waiting fragments to paths, as the scheduler decides. Stream chunks
@@ -637,6 +641,7 @@ static void dispatch(struct ml_peer *p)
 		}
 		cds_list_del(&f->link);
 		ml_path_queue_frag(p->paths[i], f);
+		f->msg->placed = 1;
 		view[i].outstanding += f->len;
 	}
 }

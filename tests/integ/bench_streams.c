@@ -13,6 +13,9 @@
  *      next to the path RTT plus one chunk's time at the measured rate.
  * It prints the latency percentiles of 1 and 2 and their ratio. It fails
  * only when something is wrong (content, counts, statuses), never on a time.
+ * The settings are the library's defaults unless ML_BENCH_CHUNK, _WINDOW,
+ * _PATH_MAX or _FRAG (max_frag_payload) say otherwise.
+ * tests/bench/streams-link.sh runs it over a shaped link instead.
  */
 #include "streamtest.h"
 
@@ -25,7 +28,7 @@
 #define CLI 2
 #define PATLEN (16u << 20) /* what senders send from, over and over (a multiple of any chunk) */
 
-static size_t chunk = 256 * 1024;
+static size_t chunk; /* ML_BENCH_CHUNK, or the default stream_chunk_max */
 static uint8_t *pattern;
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
@@ -157,6 +160,7 @@ static void stream_settings(struct ml_config *c)
 	c->stream_window = (uint32_t)env_d("ML_BENCH_WINDOW", c->stream_window);
 	c->stream_path_max = (uint64_t)env_d("ML_BENCH_PATH_MAX", (double)c->stream_path_max);
 	c->stream_chunk_max = (uint32_t)chunk;
+	c->max_frag_payload = (uint32_t)env_d("ML_BENCH_FRAG", c->max_frag_payload);
 	c->log_level = ML_LOG_ERR; /* (the paths closing at the end are no news) */
 }
 
@@ -167,12 +171,13 @@ int main(void)
 	uint64_t total = (uint64_t)env_d("ML_BENCH_STREAM_BYTES", 1 << 30);
 	int cancels = (int)env_d("ML_BENCH_CANCELS", 20);
 	unsigned seed = (unsigned)env_d("ML_TEST_SEED", (double)time(NULL));
-	chunk = (size_t)env_d("ML_BENCH_CHUNK", 256 * 1024);
+	struct ml_config c;
+	ml_config_init(&c);
+	chunk = (size_t)env_d("ML_BENCH_CHUNK", c.stream_chunk_max);
 	CHECK(chunk >= 4096 && chunk % 8 == 0 && PATLEN % chunk == 0, "ML_BENCH_CHUNK: 4 KiB.., dividing 16 MiB");
 	pattern = malloc(PATLEN);
 	CHECK(pattern, "memory");
 	st_fill(pattern, 0, PATLEN, 42);
-	struct ml_config c;
 	ml_ctx *srv, *cli;
 	ml_peer *peer;
 
@@ -198,9 +203,9 @@ int main(void)
 	const char *urls[] = { u0, u1 };
 	CHECK(ml_peer_add(cli, SRV, urls, 2, &peer) == ML_OK, "peer");
 	printf("bench_streams: 2 paths on loopback, streams of %llu MiB each way, chunks of %zu KiB, "
-	       "window %u chunks, stream_path_max %llu KiB, ML_TEST_SEED=%u\n",
+	       "window %u chunks, stream_path_max %llu KiB, fragments of %u KiB, ML_TEST_SEED=%u\n",
 	       (unsigned long long)(total >> 20), chunk / 1024, c.stream_window,
-	       (unsigned long long)c.stream_path_max / 1024, seed);
+	       (unsigned long long)c.stream_path_max / 1024, c.max_frag_payload / 1024, seed);
 
 	/* 1. requests alone (after a warm-up) */
 	for (int i = 0; i < 200; i++)

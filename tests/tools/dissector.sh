@@ -80,10 +80,10 @@ for (( i = 0; i < 1000; i++ )); do grep -qs "^Capturing on" "$WORK/dumpcap.log" 
 grep -q "^Capturing on" "$WORK/dumpcap.log" || { echo "FAIL: dumpcap: $(cat "$WORK/dumpcap.log")"; exit 1; }
 
 # The workload. ml-perf's tags: 1 request, 2 its statistics request at the
-# end of a run, 3 one-way message. 300000 bytes is more than one fragment
-# (F = 256 KiB, the default max_frag_payload).
+# end of a run, 3 one-way message. 100000 bytes is two fragments
+# (F = 64 KiB, the default max_frag_payload).
 client rr "$PA" --test rr --size 1234 --rate 50 --duration 0.2
-client frag "$PA" --test rr --size 300000 --resp-size 100 --rate 20 --duration 0.1
+client frag "$PA" --test rr --size 100000 --resp-size 100 --rate 20 --duration 0.1
 client oneway "$PA" --test stream --size 77 --rate 50 --duration 0.1
 client keyed "$PB" --server-node 5 --key-file "$WORK/key" --test rr --size 99 --rate 50 --duration 0.1
 # Protected paths (5.2): mac records carry the frames in the clear, so they
@@ -173,12 +173,12 @@ same "responses linked to their request" "$(fields msglayer.request_in msglayer.
 
 echo "== fragments"
 frag=$(jq .completed "$WORK/frag.json")
-# DATA frames of 300000-byte messages: offsets 0 and 262144, once per request
+# DATA frames of 100000-byte messages: offsets 0 and 65536, once per request
 # and once per number; each is a "fragment of message seq" its own seq.
-tuples "msglayer.msg_len == 300000" msglayer.flags.kind msglayer.seq msglayer.offset msglayer.msg_len |
-	grep " 300000\$" | cut -d" " -f1-3 >"$WORK/frags"
+tuples "msglayer.msg_len == 100000" msglayer.flags.kind msglayer.seq msglayer.offset msglayer.msg_len |
+	grep " 100000\$" | cut -d" " -f1-3 >"$WORK/frags"
 frames "fragments at offset 0" "$(grep -c ' 0$' "$WORK/frags")" "$frag"
-frames "fragments at offset 262144" "$(grep -c ' 262144$' "$WORK/frags")" "$frag"
+frames "fragments at offset 65536" "$(grep -c ' 65536$' "$WORK/frags")" "$frag"
 frames "fragments of a request" "$(grep -c '^1 ' "$WORK/frags")" $(( 2 * frag ))
 same "numbers of the fragments" "$(cut -d' ' -f2 "$WORK/frags" | sort -u | tr '\n' ' ')" \
 	"$(seq -s ' ' 1 "$frag") "
