@@ -259,7 +259,8 @@ soak: deps
 # test_failover is time-driven (about 20 s, under valgrind too).
 VALGRIND_TESTS := $(UNIT) $(BUILD)/tests/test_session $(BUILD)/tests/test_requests \
 	$(BUILD)/tests/test_admin $(BUILD)/tests/test_failover $(BUILD)/tests/test_auth \
-	$(BUILD)/tests/test_streams $(BUILD)/tests/test_hostile $(BUILD)/tests/test_shutdown
+	$(BUILD)/tests/test_streams $(BUILD)/tests/test_hostile $(BUILD)/tests/test_shutdown \
+	$(BUILD)/tests/test_priority
 valgrind: deps
 	@$(MAKE) --no-print-directory $(VALGRIND_TESTS)
 	@fail=0; for t in $(VALGRIND_TESTS); do echo "== valgrind $$t"; \
