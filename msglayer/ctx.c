@@ -76,9 +76,9 @@ void ml_config_init(struct ml_config *cfg)
 	cfg->accept_unknown_peers = 1;
 	cfg->accept_codecs = ML_ACCEPT_LZ4 | ML_ACCEPT_ZSTD;
 	cfg->max_streams = 64;
-	cfg->stream_chunk_max = 64 * 1024;
-	cfg->stream_window = 16;
-	cfg->stream_path_max = 64 * 1024;
+	cfg->stream_chunk_max = 16 * 1024;
+	cfg->stream_window = 64;
+	cfg->stream_path_max = 1024 * 1024;
 	cfg->log_level = ML_LOG_WARN;
 	const char *lv = getenv("ML_LOG_LEVEL");
 	if (lv)

@@ -39,6 +39,7 @@
 #define ML_MSG_IOV_MAX 128 /* pieces of one message; more are copied (< ML_TX_IOV - 2) */
 #define ML_TX_BATCH (4u << 20) /* bytes per writev */
 #define ML_MSG_SMALL 128  /* ML_SEND_COPY payloads up to this size are kept in the message */
+#define ML_STREAM_CAP_MIN (16u << 10) /* a path's share of stream chunks is never less */
 #define ML_FRAGS_POOLED 16 /* fragment arrays of up to this many come from the worker's pool */
 #define ML_REASM_SPARE 8  /* finished reassemblies a peer keeps for the next ones... */
 #define ML_REASM_SPARE_BYTES (16u << 20) /* ...holding at most this many bytes of buffers */

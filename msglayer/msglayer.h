@@ -215,14 +215,14 @@ struct ml_config {
 
 	/* Streams (doc/streams.md). */
 	uint32_t max_streams;         /* per peer: open streams, both ways, opened and accepted (64) */
-	uint32_t stream_chunk_max;    /* largest chunk we send or take (64 KiB; >= 4 KiB, and
+	uint32_t stream_chunk_max;    /* largest chunk we send or take (16 KiB; >= 4 KiB, and
 	                                 max_msg_size if that is smaller); a stream uses the
 	                                 smaller of both sides' values */
 	uint32_t stream_window;       /* chunks a receiving stream grants ahead of what it
-	                                 delivered (16): the bytes in flight per stream */
-	uint64_t stream_path_max;     /* a stream chunk starts on a path only while it holds less
-	                                 than this (64 KiB): with a chunk, what a request may find
-	                                 ahead of it (doc/streams.md, Latency next to streams) */
+	                                 delivered (64): the bytes in flight per stream */
+	uint64_t stream_path_max;     /* most of a path's share of stream chunks (1 MiB); the share
+	                                 is twice its bandwidth-delay product, at least 16 KiB
+	                                 (doc/streams.md, Latency next to streams) */
 
 	const char *admin_socket;     /* Unix socket for mlctl (NULL: none) */
 	const char *key_file;         /* cluster key (ml-keygen): every path authenticates

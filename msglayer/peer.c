@@ -610,12 +610,29 @@ static int is_bulk(const struct ml_frag *f)
 	return ml_msg_is_chunk(f->msg) && !f->msg->placed;
 }
 
-/* Hand waiting fragments to paths, as the scheduler decides. Stream chunks
- * go only to a path holding less than stream_path_max: a request behind them
- * on that path waits for that much at most, and passes them in fragq. */
+/* How much a path may hold before another stream chunk starts on it: twice
+ * what it carries in its RTT without queues (its delivery rate x its lowest
+ * heartbeat RTT), as BBR bounds what it has in flight. A stream then keeps
+ * the path busy while a request that comes after its chunks finds about one
+ * RTT of them ahead of it on the wire. At least ML_STREAM_CAP_MIN, but never
+ * more than stream_path_max. */
+static uint64_t stream_cap(const struct ml_peer *p, const struct ml_path *path)
+{
+	double cap = 2 * path->rate_bps * path->rtt_min_s;
+	if (cap < ML_STREAM_CAP_MIN)
+		cap = ML_STREAM_CAP_MIN;
+	if (cap > (double)p->ctx->cfg.stream_path_max)
+		cap = (double)p->ctx->cfg.stream_path_max;
+	return (uint64_t)cap;
+}
+
+/* Hand waiting fragments to paths, as the scheduler decides. A stream chunk
+ * starts only on a path holding less than its stream_cap: a request behind
+ * it waits for that much at most, and passes waiting chunks in fragq. */
 static void dispatch(struct ml_peer *p)
 {
 	struct ml_sched_path view[ML_MAX_PATHS];
+	uint64_t chunk_cap[ML_MAX_PATHS];
 	const struct ml_config *cfg = &p->ctx->cfg;
 	for (unsigned i = 0; i < p->npaths; i++) {
 		struct ml_path *path = p->paths[i];
@@ -623,6 +640,7 @@ static void dispatch(struct ml_peer *p)
 		view[i].outstanding = path->outstanding;
 		view[i].rate_bps = path->rate_bps;
 		view[i].rtt_s = path->srtt_s;
+		chunk_cap[i] = stream_cap(p, path);
 	}
 	int bulk_full = 0;
 	struct ml_frag *f, *tmp;
@@ -631,7 +649,7 @@ static void dispatch(struct ml_peer *p)
 		if (bulk && bulk_full)
 			continue;
 		for (unsigned i = 0; i < p->npaths; i++)
-			view[i].cap = bulk ? cfg->stream_path_max : cfg->path_max_outstanding;
+			view[i].cap = bulk ? chunk_cap[i] : cfg->path_max_outstanding;
 		int i = ml_sched_pick(view, p->npaths, f->len, cfg->sched_policy, &p->rr_cursor);
 		if (i < 0) {
 			if (!bulk)

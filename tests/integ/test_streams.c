@@ -39,10 +39,12 @@
 #define SRV 1
 #define CLI 2
 #define WAIT_S 60.0
-/* Chunks of four fragments, each the default stream_path_max: a path is
- * full after one fragment, and the rest of a begun chunk must follow anyway
- * (room comes back only when the whole chunk is acknowledged). */
+/* Chunks of four fragments (of the default 64 KiB), and a path's share of
+ * chunks (stream_path_max) of one fragment: a path is full after one, and the
+ * rest of a begun chunk must follow anyway (room comes back only when the
+ * whole chunk is acknowledged). */
 #define CHUNK (256 * 1024)
+#define PATH_SHARE (64 * 1024)
 
 static const char *step = "";
 static unsigned seed;
@@ -138,6 +140,7 @@ static void test_config(struct ml_config *c)
 {
 	ml_config_init(c);
 	c->stream_chunk_max = CHUNK;
+	c->stream_path_max = PATH_SHARE;
 	c->log = log_quiet;
 }
 
