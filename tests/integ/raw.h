@@ -73,4 +73,16 @@ static inline uint8_t raw_recv(int fd, uint8_t *out, size_t cap, uint32_t *len)
 	return h.type;
 }
 
+/* Sends hello as a HELLO, reads the HELLO_ACK: the session number of both ends. */
+static inline uint64_t raw_hello(int fd, const struct ml_hello *hello)
+{
+	uint8_t buf[ML_HELLO_MAX];
+	uint32_t len;
+	raw_send(fd, ML_FT_HELLO, buf, (uint32_t)ml_hello_encode(buf, hello));
+	CHECK(raw_recv(fd, buf, sizeof(buf), &len) == ML_FT_HELLO_ACK, "HELLO_ACK");
+	struct ml_hello ack;
+	CHECK(ml_hello_decode(buf, len, &ack) == ML_WIRE_OK, "HELLO_ACK payload");
+	return hello->incarnation ^ ack.incarnation;
+}
+
 #endif

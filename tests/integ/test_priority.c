@@ -64,14 +64,7 @@ int main(void)
 	struct ml_hello hello = { .node_id = CLI, .dest_node_id = SRV, .incarnation = 0x5eed,
 				  .min_version = 1, .max_version = 1, .max_frag_payload = FRAG,
 				  .max_msg_size = 4 * BIG, .window = 64 };
-	static uint8_t buf[FRAG + 4096];
-	uint8_t hbuf[ML_HELLO_MAX];
-	uint32_t rlen;
-	raw_send(fd, ML_FT_HELLO, hbuf, (uint32_t)ml_hello_encode(hbuf, &hello));
-	CHECK(raw_recv(fd, buf, sizeof(buf), &rlen) == ML_FT_HELLO_ACK, "HELLO_ACK");
-	struct ml_hello ack;
-	CHECK(ml_hello_decode(buf, rlen, &ack) == ML_WIRE_OK, "HELLO_ACK payload");
-	uint64_t session = hello.incarnation ^ ack.incarnation;
+	uint64_t session = raw_hello(fd, &hello);
 
 	uint8_t two[2 * (ML_WIRE_HDR_LEN + 8)];
 	size_t n = request_frame(two, session, 1, "big");
@@ -79,6 +72,7 @@ int main(void)
 	CHECK(send(fd, two, n, MSG_NOSIGNAL) == (ssize_t)n, "send both requests");
 
 	/* The answers' DATA frames in wire order: where the small one is. */
+	static uint8_t buf[FRAG + 4096];
 	unsigned frames = 0, small_at = 0, big_frags = 0;
 	uint64_t big_bytes = 0;
 	while (big_frags < BIG / FRAG || !small_at) {

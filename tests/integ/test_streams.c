@@ -694,14 +694,8 @@ static void test_protocol_violation(void)
 	struct ml_hello hello = { .node_id = CLI, .dest_node_id = SRV, .incarnation = 0x5eed,
 				  .min_version = 1, .max_version = 1, .max_frag_payload = 65536,
 				  .max_msg_size = 1 << 20, .window = 64 };
-	uint8_t hbuf[ML_HELLO_MAX], buf[4096];
-	uint32_t rlen;
-	size_t n = ml_hello_encode(hbuf, &hello);
-	raw_send(fd, ML_FT_HELLO, hbuf, (uint32_t)n);
-	CHECK(raw_recv(fd, buf, sizeof(buf), &rlen) == ML_FT_HELLO_ACK, "HELLO_ACK");
-	struct ml_hello ack;
-	CHECK(ml_hello_decode(buf, rlen, &ack) == ML_WIRE_OK, "HELLO_ACK payload");
-	uint64_t session = hello.incarnation ^ ack.incarnation;
+	uint8_t buf[4096];
+	uint64_t session = raw_hello(fd, &hello);
 
 	/* OPEN stream 1, direction 1 (we send), chunks up to 64 KiB. */
 	uint8_t rec[24] = { 0 };
