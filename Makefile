@@ -12,7 +12,7 @@
 #   make bench-compress  what LZ4 and zstd give on a 1 Gbit/s link (root)
 #   make bench-protect   what protect = mac / encrypt cost, over loopback
 #   make bench-streams   1 GiB streams both ways next to requests: rate, request latency, cancels
-#   make bench-streams-link  the same over a loopback shaped to 5 Gbit/s (root)
+#   make bench-streams-link  the same between namespaces over two 1 Gbit/s links (root)
 #   make soak            SOAK_SECONDS (300) of load from 3 client processes, random link
 #                        faults, a client killed and restarted; lost 0, dup 0, no growth
 #   make fuzz            each libFuzzer target for FUZZ_SECONDS (60) s (build-fuzz/...)
@@ -240,8 +240,8 @@ bench-streams: deps
 	@$(MAKE) --no-print-directory $(BUILD)/tests/bench_streams
 	$(BUILD)/tests/bench_streams
 
-# The same over a loopback shaped by tc tbf in a namespace of its own, where
-# the link, not the CPU, limits the streams (root; RATE, RUNS, SETTINGS).
+# The same between two namespaces over two links shaped by tc tbf, where the
+# links, not the CPU, limit the streams (root; RATE, BYTES, RUNS, SETTINGS).
 bench-streams-link: deps
 	@$(MAKE) --no-print-directory $(BUILD)/tests/bench_streams
 	tests/bench/streams-link.sh

@@ -131,6 +131,7 @@ struct ml_frag {
 	struct ml_path *path;
 	uint32_t offset, len;
 	uint8_t state;
+	uint8_t waiting_bulk;      /* QUEUED bulk not begun: counted in path->bulk_waiting */
 	ev_tstamp sent_at;         /* SENT: when it was written (failure evidence) */
 	ev_tstamp queued_at;       /* when a path took it (rate estimate) */
 	uint64_t ahead;            /* bytes on that path then, itself included */
@@ -242,6 +243,7 @@ struct ml_path {
 	struct cds_list_head txq;      /* ml_frag, QUEUED: small messages, then bulk */
 	struct ml_frag *bulk_mark;     /* txq's first bulk fragment not begun, or NULL:
 					* small messages queue ahead of it (ml_frag_is_bulk) */
+	uint64_t bulk_waiting;         /* bytes from bulk_mark on: what small ones pass */
 	struct cds_list_head inflight; /* ml_frag, SENT */
 	size_t head_written;           /* bytes of txq's first frag already written */
 	int dirty;                     /* on worker->dirty_paths */

@@ -401,6 +401,7 @@ static void requeue(struct ml_path *path, struct cds_list_head *tmp, struct ml_f
 	cds_list_del(&f->link);
 	f->path = NULL;
 	f->state = ML_FRAG_PENDING;
+	f->waiting_bulk = 0;
 	if (written) {
 		f->lost_on = path;
 		ML_STAT_ADD(path->st.frames_failed_inflight, 1);
@@ -439,6 +440,7 @@ void ml_path_fail(struct ml_path *path, int status, const char *why)
 		path->head_written = 0; /* only the first can be part-written */
 	}
 	path->bulk_mark = NULL;
+	path->bulk_waiting = 0;
 	/* Older than anything waiting: they go out first. */
 	cds_list_splice(&tmp, &p->fragq);
 	path->outstanding = 0;
@@ -532,19 +534,23 @@ int ml_path_send_ctrl(struct ml_path *path, uint8_t type, const void *payload, u
 	return 0;
 }
 
-/* f is begun or leaves txq: the mark moves to the next fragment (bulk, as
- * everything after the mark is). */
-static void mark_past(struct ml_path *path, const struct ml_frag *f)
+/* f is begun or leaves txq: small messages no longer pass it. The mark moves
+ * to the next fragment (bulk, as everything after the mark is). */
+static void bulk_leaves(struct ml_path *path, struct ml_frag *f)
 {
 	if (f == path->bulk_mark)
 		path->bulk_mark = f->link.next == &path->txq
 					  ? NULL
 					  : cds_list_entry(f->link.next, struct ml_frag, link);
+	if (f->waiting_bulk) {
+		f->waiting_bulk = 0;
+		path->bulk_waiting -= f->len;
+	}
 }
 
 static void txq_del(struct ml_path *path, struct ml_frag *f)
 {
-	mark_past(path, f);
+	bulk_leaves(path, f);
 	cds_list_del(&f->link);
 }
 
@@ -574,13 +580,17 @@ void ml_path_queue_frag(struct ml_path *path, struct ml_frag *f)
 	f->state = ML_FRAG_QUEUED;
 	f->queued_at = ev_now(p->w->loop);
 	f->ahead = path->outstanding + f->len;
-	if (!ml_frag_is_bulk(f) && path->bulk_mark) {
+	f->waiting_bulk = (uint8_t)ml_frag_is_bulk(f);
+	if (!f->waiting_bulk && path->bulk_mark) {
 		cds_list_add_tail(&f->link, &path->bulk_mark->link); /* just before it */
+		f->ahead -= path->bulk_waiting; /* its rate sample: what it did not pass */
 	} else {
 		cds_list_add_tail(&f->link, &path->txq);
-		if (ml_frag_is_bulk(f) && !path->bulk_mark)
+		if (f->waiting_bulk && !path->bulk_mark)
 			path->bulk_mark = f;
 	}
+	if (f->waiting_bulk)
+		path->bulk_waiting += f->len;
 	path->outstanding += f->len;
 	ML_STAT_ADD(path->st.inflight_frames, 1);
 	ML_STAT_ADD(path->st.inflight_bytes, f->len);
@@ -792,7 +802,7 @@ void ml_path_flush(struct ml_path *path)
 				size_t flen = ML_WIRE_HDR_LEN + f->len;
 				if (left < flen) {
 					path->head_written = left;
-					mark_past(path, f); /* begun: nothing passes it now */
+					bulk_leaves(path, f); /* begun: nothing passes it now */
 					left = 0;
 				} else {
 					left -= flen;

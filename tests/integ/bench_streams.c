@@ -3,7 +3,10 @@
  * fast they go (make bench-streams; figures in doc/performance.md).
  *
  * Two contexts in worker mode (a worker thread each), two TCP paths on
- * loopback (127.0.0.1 and 127.0.0.2). An application thread sends 64-byte
+ * loopback (127.0.0.1 and 127.0.0.2), or, when ML_BENCH_NETNS_SRV and _CLI
+ * name network namespaces (/run/netns/...), the server's worker in one and
+ * the client's in the other, over ML_BENCH_ADDR0 and _ADDR1 (the server's
+ * addresses). An application thread sends 64-byte
  * requests one at a time and times each round trip:
  *   1. alone, for ML_BENCH_SECONDS (3);
  *   2. while a stream out and a stream in of ML_BENCH_STREAM_BYTES (1 GiB)
@@ -15,14 +18,18 @@
  * only when something is wrong (content, counts, statuses), never on a time.
  * The settings are the library's defaults unless ML_BENCH_CHUNK, _WINDOW,
  * _PATH_MAX or _FRAG (max_frag_payload) say otherwise.
- * tests/bench/streams-link.sh runs it over a shaped link instead.
+ * tests/bench/streams-link.sh runs it between two namespaces over shaped links.
  */
 #include "streamtest.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define SRV 1
 #define CLI 2
@@ -154,6 +161,16 @@ static double env_d(const char *name, double dflt)
 	return v && *v ? strtod(v, NULL) : dflt;
 }
 
+/* Moves the calling thread into the network namespace at path (NULL: stays). */
+static void enter_netns(const char *path)
+{
+	if (!path)
+		return;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	CHECK(fd >= 0 && setns(fd, CLONE_NEWNET) == 0, "enter the namespace %s: %s", path, strerror(errno));
+	close(fd);
+}
+
 /* The defaults, or what the environment says. */
 static void stream_settings(struct ml_config *c)
 {
@@ -181,14 +198,24 @@ int main(void)
 	ml_ctx *srv, *cli;
 	ml_peer *peer;
 
+	/* Each context's worker (and so its sockets) is made in the namespace
+	 * the main thread is in at ml_ctx_create. */
+	const char *addr[2] = { getenv("ML_BENCH_ADDR0"), getenv("ML_BENCH_ADDR1") };
+	addr[0] = addr[0] ? addr[0] : "127.0.0.1";
+	addr[1] = addr[1] ? addr[1] : "127.0.0.2";
+	enter_netns(getenv("ML_BENCH_NETNS_SRV"));
 	ml_config_init(&c);
 	stream_settings(&c);
 	c.node_id = SRV;
 	c.on_request = srv_request;
 	c.on_stream = srv_stream;
 	CHECK(ml_ctx_create(&c, &srv) == ML_OK, "server");
-	CHECK(ml_listen(srv, "tcp://127.0.0.1:0") == ML_OK && ml_listen(srv, "tcp://127.0.0.2:0") == ML_OK,
-	      "listen");
+	char u[2][96];
+	for (int i = 0; i < 2; i++) {
+		snprintf(u[i], sizeof(u[i]), "tcp://%s:0", addr[i]);
+		CHECK(ml_listen(srv, u[i]) == ML_OK, "listen on %s", u[i]);
+	}
+	enter_netns(getenv("ML_BENCH_NETNS_CLI"));
 	ml_config_init(&c);
 	stream_settings(&c);
 	c.node_id = CLI;
@@ -197,14 +224,13 @@ int main(void)
 		struct timespec ts = { 0, 1000000 };
 		nanosleep(&ts, NULL); /* (no event tells an application the bind happened) */
 	}
-	char u0[64], u1[64];
-	snprintf(u0, sizeof(u0), "tcp://127.0.0.1:%u", ml_listen_port(srv, 0));
-	snprintf(u1, sizeof(u1), "tcp://127.0.0.2:%u", ml_listen_port(srv, 1));
-	const char *urls[] = { u0, u1 };
+	for (int i = 0; i < 2; i++)
+		snprintf(u[i], sizeof(u[i]), "tcp://%s:%u", addr[i], ml_listen_port(srv, (unsigned)i));
+	const char *urls[] = { u[0], u[1] };
 	CHECK(ml_peer_add(cli, SRV, urls, 2, &peer) == ML_OK, "peer");
-	printf("bench_streams: 2 paths on loopback, streams of %llu MiB each way, chunks of %zu KiB, "
+	printf("bench_streams: 2 paths (%s, %s), streams of %llu MiB each way, chunks of %zu KiB, "
 	       "window %u chunks, stream_path_max %llu KiB, fragments of %u KiB, ML_TEST_SEED=%u\n",
-	       (unsigned long long)(total >> 20), chunk / 1024, c.stream_window,
+	       addr[0], addr[1], (unsigned long long)(total >> 20), chunk / 1024, c.stream_window,
 	       (unsigned long long)c.stream_path_max / 1024, c.max_frag_payload / 1024, seed);
 
 	/* 1. requests alone (after a warm-up) */
