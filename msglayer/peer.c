@@ -560,7 +560,31 @@ static void abort_instead(struct ml_peer *p, struct ml_msg_out *m)
 	m->give_up = ML_ETOOBIG;
 }
 
-/* Give sequence numbers to waiting messages while the window has room. */
+/* A stream's chunk not yet begun: bulk, which waits for the rest
+ * (doc/streams.md). Once one fragment of a chunk is on a path, the rest
+ * follow without waiting for room: room comes back only when the whole chunk
+ * is acknowledged, and stream_path_max may be less than a chunk (or than the
+ * share of one left on the only path still up). */
+static int is_bulk(const struct ml_frag *f)
+{
+	return ml_msg_is_chunk(f->msg) && !f->msg->placed;
+}
+
+/* A numbered chunk still waits for a path's room. */
+static int chunk_waits_for_room(const struct ml_peer *p)
+{
+	const struct ml_frag *f;
+	cds_list_for_each_entry(f, &p->fragq, link)
+		if (is_bulk(f))
+			return 1;
+	return 0;
+}
+
+/* Give sequence numbers to waiting messages while the window has room.
+ * A stream chunk gets its number only when no other chunk waits for a path:
+ * the others stay unnumbered behind it, where a cancel still takes them back
+ * (purge_waiting), instead of going out after the cancel because a number,
+ * once given, must be delivered. Other messages pass them. */
 static void pump(struct ml_peer *p)
 {
 	struct ml_config *cfg = &p->ctx->cfg;
@@ -569,12 +593,18 @@ static void pump(struct ml_peer *p)
 		window = p->peer_window;
 	if (!p->peer_inc)
 		return; /* fragment size and window come with the first handshake */
-	while (!cds_list_empty(&p->waitq)) {
-		struct ml_msg_out *m = cds_list_first_entry(&p->waitq, struct ml_msg_out, link);
+	int chunk_waits = chunk_waits_for_room(p);
+	struct ml_msg_out *m, *next;
+	cds_list_for_each_entry_safe(m, next, &p->waitq, link) {
 		if (p->next_seq - p->oldest_unacked >= window)
 			break;
 		if (p->inflight_bytes && p->inflight_bytes + m->len > cfg->max_inflight_bytes)
 			break;
+		if (ml_msg_is_chunk(m)) {
+			if (chunk_waits)
+				continue;
+			chunk_waits = 1;
+		}
 		cds_list_del(&m->link);
 		ML_STAT_ADD(p->st.queued_msgs, -1);
 		if (m->len > p->peer_max_msg) {
@@ -600,15 +630,6 @@ static void pump(struct ml_peer *p)
 	}
 }
 
-/* A stream's chunk not yet begun: bulk, which waits for the rest
- * (doc/streams.md). Once one fragment of a chunk is on a path, the rest
- * follow without waiting for room: room comes back only when the whole chunk
- * is acknowledged, and stream_path_max may be less than a chunk (or than the
- * share of one left on the only path still up). */
-static int is_bulk(const struct ml_frag *f)
-{
-	return ml_msg_is_chunk(f->msg) && !f->msg->placed;
-}
 
 /* How much a path may hold before another stream chunk starts on it: twice
  * what it carries in its RTT without queues (its delivery rate x its lowest
@@ -628,8 +649,9 @@ static uint64_t stream_cap(const struct ml_peer *p, const struct ml_path *path)
 
 /* Hand waiting fragments to paths, as the scheduler decides. A stream chunk
  * starts only on a path holding less than its stream_cap: a request behind
- * it waits for that much at most, and passes waiting chunks in fragq. */
-static void dispatch(struct ml_peer *p)
+ * it waits for that much at most, and passes waiting chunks in fragq.
+ * Returns whether a chunk started (pump may number the next one). */
+static int dispatch(struct ml_peer *p)
 {
 	struct ml_sched_path view[ML_MAX_PATHS];
 	uint64_t chunk_cap[ML_MAX_PATHS];
@@ -642,7 +664,7 @@ static void dispatch(struct ml_peer *p)
 		view[i].rtt_s = path->srtt_s;
 		chunk_cap[i] = stream_cap(p, path);
 	}
-	int bulk_full = 0;
+	int bulk_full = 0, chunk_started = 0;
 	struct ml_frag *f, *tmp;
 	cds_list_for_each_entry_safe(f, tmp, &p->fragq, link) {
 		int bulk = is_bulk(f);
@@ -659,9 +681,11 @@ static void dispatch(struct ml_peer *p)
 		}
 		cds_list_del(&f->link);
 		ml_path_queue_frag(p->paths[i], f);
+		chunk_started |= bulk;
 		f->msg->placed = 1;
 		view[i].outstanding += f->len;
 	}
+	return chunk_started;
 }
 
 static void send_ack(struct ml_peer *p)
@@ -695,8 +719,9 @@ static void send_ack(struct ml_peer *p)
 
 void ml_peer_flush(struct ml_peer *p)
 {
-	pump(p);
-	dispatch(p);
+	do
+		pump(p);
+	while (dispatch(p));
 	if (p->ack_due)
 		send_ack(p);
 }
