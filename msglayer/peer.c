@@ -630,7 +630,6 @@ static void pump(struct ml_peer *p)
 	}
 }
 
-
 /* How much a path may hold before another stream chunk starts on it: twice
  * what it carries in its RTT without queues (its delivery rate x its lowest
  * heartbeat RTT), as BBR bounds what it has in flight. A stream then keeps
