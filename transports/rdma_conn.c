@@ -127,16 +127,16 @@ static int setup_verbs(struct rdma_conn *c)
 {
 	struct ibv_context *dev = c->id->verbs;
 	size_t size = (size_t)(RDMA_RX_DEPTH + RDMA_TX_DEPTH) * RDMA_BUF_SIZE;
-	if (!(c->pd = ibv_alloc_pd(dev)) || !(c->cc = ibv_create_comp_channel(dev)) ||
+	if (!(c->pd = rdma_dev_get(dev, &c->dev_slot)) || !(c->cc = ibv_create_comp_channel(dev)) ||
 	    nonblock(c->cc->fd) < 0 ||
-	    !(c->cq = ibv_create_cq(dev, RDMA_RX_DEPTH + RDMA_TX_DEPTH, c, c->cc, 0)) ||
+	    !(c->cq = ibv_create_cq(dev, RDMA_RX_DEPTH + RDMA_TX_DEPTH + RDMA_READ_WRS, c, c->cc, 0)) ||
 	    ibv_req_notify_cq(c->cq, 0) != 0 || watch(c, c->cc->fd) < 0)
 		return -1;
 	struct ibv_qp_init_attr qa = {
 		.send_cq = c->cq,
 		.recv_cq = c->cq,
 		.qp_type = IBV_QPT_RC,
-		.cap = { .max_send_wr = RDMA_TX_DEPTH, .max_recv_wr = RDMA_RX_DEPTH,
+		.cap = { .max_send_wr = RDMA_TX_DEPTH + RDMA_READ_WRS, .max_recv_wr = RDMA_RX_DEPTH,
 			 .max_send_sge = 1, .max_recv_sge = 1 },
 	};
 	if (rdma_create_qp(c->id, c->pd, &qa) != 0)
@@ -168,7 +168,7 @@ static void release_verbs(struct rdma_conn *c)
 		ibv_destroy_comp_channel(c->cc);
 	}
 	if (c->pd)
-		ibv_dealloc_pd(c->pd);
+		rdma_dev_put(c->dev_slot);
 	c->mr = NULL;
 	c->cq = NULL;
 	c->cc = NULL;
@@ -181,8 +181,9 @@ static void conn_param(struct rdma_conn_param *p, uint8_t *priv)
 	*p = (struct rdma_conn_param){
 		.private_data = priv,
 		.private_data_len = PRIV_LEN,
-		.responder_resources = 1,
-		.initiator_depth = 1,
+		/* Zero copy: the peer READs from us, we READ from it. */
+		.responder_resources = RDMA_READ_DEPTH,
+		.initiator_depth = RDMA_READ_DEPTH,
 		.retry_count = RDMA_RETRY_COUNT,
 		.rnr_retry_count = RDMA_RNR_RETRY,
 	};
