@@ -835,6 +835,13 @@ static struct ml_reasm *reasm_take(struct ml_peer *p, uint64_t seq, uint32_t msg
 /* A finished reassembly: kept for the next, within bounds, or freed. What
  * is kept stays within max_reasm_bytes too, so that a peer can make us hold
  * at most twice what its reassemblies may. */
+static void reasm_free_now(struct ml_reasm *r)
+{
+	ml_tp_mem_del(r->mem);
+	ml_reasm_free(r);
+	free(r);
+}
+
 static void reasm_give(struct ml_peer *p, struct ml_reasm *r)
 {
 	if (ml_zc_reasm_keep(p, r))
@@ -842,20 +849,17 @@ static void reasm_give(struct ml_peer *p, struct ml_reasm *r)
 	uint64_t kept = p->reasm_spare_bytes + r->cap;
 	if (p->n_reasm_spare < ML_REASM_SPARE && kept <= ML_REASM_SPARE_BYTES &&
 	    kept <= p->ctx->cfg.max_reasm_bytes) {
-		p->reasm_spare[p->n_reasm_spare++] = r;
+		p->reasm_spare[p->n_reasm_spare++] = r; /* registered or not, as it is */
 		p->reasm_spare_bytes += r->cap;
 		return;
 	}
-	ml_peer_reasm_destroy(p, r);
+	reasm_free_now(r);
 }
 
 void ml_peer_reasm_destroy(struct ml_peer *p, struct ml_reasm *r)
 {
-	if (ml_zc_reasm_keep(p, r))
-		return; /* RDMA READs still write into it: freed when they end */
-	ml_tp_mem_del(r->mem);
-	ml_reasm_free(r);
-	free(r);
+	if (!ml_zc_reasm_keep(p, r)) /* else RDMA READs still write into it: freed when they end */
+		reasm_free_now(r);
 }
 
 int ml_peer_frag_admit(struct ml_peer *p, const struct ml_frame_hdr *h)
