@@ -168,7 +168,7 @@ static void check_hello(const uint8_t *p, size_t len)
 	uint8_t enc[ML_HELLO_MAX];
 	size_t n = ml_hello_encode(enc, &h);
 	int auth = ml_get16(p + 30) & 1;
-	unsigned known = ml_get16(p + 30) & 0x1f; /* AUTH, PROTECT, CODECS */
+	unsigned known = ml_get16(p + 30) & 0x3f; /* AUTH, PROTECT, CODECS, RDMA_READ */
 	/* Equal but for the reserved fields and unknown flags, which the
 	 * encoder writes as 0; the authentication block when flagged. */
 	FZ_CHECK(n == (auth ? ML_HELLO_MAX : ML_HELLO_LEN) && memcmp(enc, p, 30) == 0 &&
