@@ -138,6 +138,9 @@ static void check_header(const uint8_t *b, const struct ml_frame_hdr *h,
 		FZ_CHECK(h->payload_len <= lim->max_frag_payload && h->msg_len <= lim->max_msg_size &&
 				 (uint64_t)h->offset + h->payload_len <= h->msg_len,
 			 "DATA header out of its limits");
+	else if (h->type == ML_FT_RDESC)
+		FZ_CHECK(h->payload_len == ML_RDESC_LEN && (h->flags & ML_FLAG_KIND_MASK),
+			 "RDESC header: not a descriptor, or no message kind");
 	else
 		FZ_CHECK(h->payload_len <= ML_WIRE_CTRL_MAX && !h->flags, "control header");
 
