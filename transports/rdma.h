@@ -37,8 +37,8 @@
  * fragments in flight, nothing else went out for hundreds of ms and the
  * heartbeats declared the paths dead, both ways, over and over (seen in
  * the VM). 64 KiB leaves half of that window to the SENDs. Hardware has no
- * such limit: raise these there (doc/rdma.md). READ_DEPTH is also the QP's
- * initiator depth and responder resources. */
+ * such limit: raise these there (doc/rdma.md). READ_WRS is also the QP's
+ * initiator depth and responder resources (within the device's limits). */
 #define RDMA_READ_DEPTH 8
 #define RDMA_READ_CHUNK (32u << 10)
 #define RDMA_READ_INFLIGHT (64u << 10)

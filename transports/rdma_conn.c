@@ -175,15 +175,29 @@ static void release_verbs(struct rdma_conn *c)
 	c->pd = NULL;
 }
 
-static void conn_param(struct rdma_conn_param *p, uint8_t *priv)
+/* The READs in flight each way (zero copy): RDMA_READ_WRS, within what the
+ * device allows (the CM refuses a connection that asks for more). */
+static uint8_t read_depth(struct ibv_context *dev)
 {
+	struct ibv_device_attr a;
+	int d = RDMA_READ_WRS;
+	if (ibv_query_device(dev, &a) == 0) {
+		d = a.max_qp_rd_atom < d ? a.max_qp_rd_atom : d;
+		d = a.max_qp_init_rd_atom < d ? a.max_qp_init_rd_atom : d;
+	}
+	return (uint8_t)d;
+}
+
+static void conn_param(struct rdma_conn *c, struct rdma_conn_param *p, uint8_t *priv)
+{
+	uint8_t depth = read_depth(c->id->verbs);
 	priv_encode(priv);
 	*p = (struct rdma_conn_param){
 		.private_data = priv,
 		.private_data_len = PRIV_LEN,
 		/* Zero copy: the peer READs from us, we READ from it. */
-		.responder_resources = RDMA_READ_DEPTH,
-		.initiator_depth = RDMA_READ_DEPTH,
+		.responder_resources = depth,
+		.initiator_depth = depth,
 		.retry_count = RDMA_RETRY_COUNT,
 		.rnr_retry_count = RDMA_RNR_RETRY,
 	};
@@ -251,7 +265,7 @@ int rdma_conn_accept(struct rdma_cm_id *id, const void *priv, size_t priv_len, s
 	c->id = id;
 	id->context = c;
 	peer_posted(c, depth, buf);
-	conn_param(&p, mine);
+	conn_param(c, &p, mine);
 	if (set_ack_timeout(id) != 0 || setup_verbs(c) != 0 || rdma_accept(id, &p) != 0) {
 		int e = errno;
 		rdma_reject(id, NULL, 0);
@@ -283,7 +297,7 @@ static void on_cm_event(struct rdma_conn *c, enum rdma_cm_event_type type, int s
 			rdma_conn_fail(c, errno, "route resolution: %s", strerror(errno));
 		break;
 	case RDMA_CM_EVENT_ROUTE_RESOLVED:
-		conn_param(&p, mine);
+		conn_param(c, &p, mine);
 		if (setup_verbs(c) != 0 || rdma_connect(c->id, &p) != 0)
 			rdma_conn_fail(c, errno, "queue pair or rdma_connect: %s", strerror(errno));
 		else
