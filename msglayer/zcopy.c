@@ -16,6 +16,7 @@
  */
 #include "internal.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,25 +48,47 @@ static void drop(struct zc_read *e)
 	free(e);
 }
 
-static void post(struct zc_read *e)
+/* 0: posted, or no slot now (it waits: tried again when a READ of its
+ * path ends). -1: the path failed (a READ cannot be posted there: the
+ * connection broke, or our buffer is not registered with its device), and
+ * e with it. */
+static int post(struct zc_read *e)
 {
 	struct ml_path *path = e->path;
 	struct ml_reasm *r = e->r;
 	if (path->ops->read(path->fd, r->mem, r->buf + e->h.offset, e->h.payload_len, e->raddr,
-			    e->rkey, (uint64_t)(uintptr_t)e) != 0)
-		return; /* no slot: tried again after a READ of this path ends; else it failed */
+			    e->rkey, (uint64_t)(uintptr_t)e) != 0) {
+		if (errno == EAGAIN)
+			return 0;
+		char why[96];
+		snprintf(why, sizeof(why), "cannot post an RDMA READ: %s", strerror(errno));
+		ml_path_fail(path, ML_ESYS, why);
+		return -1;
+	}
 	e->posted = 1;
 	r->reading++;
 	path->zc_posted++;
+	return 0;
 }
 
-/* Issue what waits, where its fragment is not being read already. */
+/* Issue what waits, where its fragment is not being read already. A path
+ * that fails meanwhile changes the list (and kicks again itself): stop. */
 static void kick(struct ml_peer *p)
 {
 	struct zc_read *e, *t;
 	cds_list_for_each_entry_safe(e, t, &p->zc_reads, link)
-		if (!e->posted && e->path->fd >= 0 && !being_read(p, e->r, e->h.offset))
-			post(e);
+		if (!e->posted && e->path->fd >= 0 && !being_read(p, e->r, e->h.offset) && post(e) != 0)
+			return;
+}
+
+/* What waits to read into r at offset (ZC_ANY: anywhere) goes. */
+#define ZC_ANY UINT32_MAX /* never a fragment's offset: it is below msg_len */
+static void forget_waiting(struct ml_peer *p, const struct ml_reasm *r, uint32_t offset)
+{
+	struct zc_read *e, *t;
+	cds_list_for_each_entry_safe(e, t, &p->zc_reads, link)
+		if (!e->posted && e->r == r && (offset == ZC_ANY || e->h.offset == offset))
+			drop(e);
 }
 
 int ml_zc_on_desc(struct ml_peer *p, struct ml_path *path, const struct ml_frame_hdr *h,
@@ -103,20 +126,18 @@ int ml_zc_on_desc(struct ml_peer *p, struct ml_path *path, const struct ml_frame
 		ml_path_fail(path, ML_ENOMEM, "no memory to register a buffer for RDMA READ");
 		return -1;
 	}
-	struct zc_read *z = calloc(1, sizeof(*z)), *w, *t;
+	struct zc_read *z = calloc(1, sizeof(*z));
 	if (!z) {
 		ml_path_fail(path, ML_ENOMEM, "no memory for an RDMA READ");
 		return -1;
 	}
 	/* At most one waits per fragment: the newest descriptor, from the
 	 * path the sender chose last. */
-	cds_list_for_each_entry_safe(w, t, &p->zc_reads, link)
-		if (!w->posted && w->r == r && w->h.offset == fh.offset)
-			drop(w);
+	forget_waiting(p, r, fh.offset);
 	*z = (struct zc_read){ .path = path, .r = r, .h = fh, .raddr = d.addr, .rkey = d.rkey };
 	cds_list_add_tail(&z->link, &p->zc_reads);
-	if (!being_read(p, r, fh.offset))
-		post(z);
+	if (!being_read(p, r, fh.offset) && post(z) != 0)
+		return -1;
 	return 0;
 refused:
 	if (rc < 0)
@@ -125,17 +146,9 @@ refused:
 }
 
 /* r is let go (delivered, or its session reset): what waits for it goes. */
-static void forget_waiting(struct ml_peer *p, const struct ml_reasm *r)
-{
-	struct zc_read *e, *t;
-	cds_list_for_each_entry_safe(e, t, &p->zc_reads, link)
-		if (!e->posted && e->r == r)
-			drop(e);
-}
-
 int ml_zc_reasm_keep(struct ml_peer *p, struct ml_reasm *r)
 {
-	forget_waiting(p, r);
+	forget_waiting(p, r, ZC_ANY);
 	if (!r->reading)
 		return 0;
 	r->orphan = 1;
@@ -160,10 +173,7 @@ static void read_ended(struct ml_peer *p, struct zc_read *e, int done)
 	}
 	if (!done || ml_reasm_check(r, h.msg_len, h.offset, h.payload_len) != ML_REASM_NEW)
 		return; /* lost with its path, or came whole as DATA meanwhile */
-	struct zc_read *w, *t;
-	cds_list_for_each_entry_safe(w, t, &p->zc_reads, link)
-		if (!w->posted && w->r == r && w->h.offset == h.offset)
-			drop(w);
+	forget_waiting(p, r, h.offset);
 	ML_STAT_ADD(path->st.frames_recv, 1);
 	ML_STAT_ADD(path->st.bytes_recv, h.payload_len);
 	ML_STAT_ADD(path->st.bytes_zcopy, h.payload_len);
@@ -179,7 +189,9 @@ unsigned ml_zc_poll(struct ml_path *path)
 	while (path->fd >= 0 && path->zc_posted &&
 	       (n = path->ops->reads_done(path->fd, done, ZC_POLL_BATCH)) > 0) {
 		all += n;
-		for (unsigned i = 0; i < n; i++)
+		/* A message that breaks the rules fails the path, and the path
+		 * ends the READs still listed: the rest of done[] with them. */
+		for (unsigned i = 0; i < n && path->fd >= 0; i++)
 			read_ended(p, (struct zc_read *)(uintptr_t)done[i], 1);
 	}
 	kick(p); /* slots came free, and fragments are no longer being read */
