@@ -175,8 +175,9 @@ struct ml_msg_out {
 
 /* ---- registered memory (mem.c) ---- */
 
+/* A region is the process's, not the context's: the devices, their PDs and
+ * the registrations are shared by every context (rdma_mem.c). */
 struct ml_mem {
-	struct ml_ctx *ctx;
 	void *base;
 	size_t len;
 	struct ml_tp_mem *tp; /* the transports' registration (rdma_mem.c) */

@@ -7,6 +7,8 @@
 
 #include <stdlib.h>
 
+/* ctx names the caller's context, as every call does; the devices, and so
+ * the registration, are the process's (two contexts share them). */
 int ml_mem_register(ml_ctx *ctx, void *base, size_t len, ml_mem **out)
 {
 	if (!ctx || !base || !len || !out)
@@ -14,7 +16,6 @@ int ml_mem_register(ml_ctx *ctx, void *base, size_t len, ml_mem **out)
 	struct ml_mem *m = calloc(1, sizeof(*m));
 	if (!m)
 		return ML_ENOMEM;
-	m->ctx = ctx;
 	m->base = base;
 	m->len = len;
 	int rc = ml_tp_mem_add(base, len, &m->tp);

@@ -374,7 +374,7 @@ static void rt_close(int fd)
 			struct ibv_qp_attr a = { .qp_state = IBV_QPS_ERR };
 			ibv_modify_qp(c->id->qp, &a, IBV_QP_STATE);
 		}
-		rdma_reap((struct rdma_conn *)kind);
+		rdma_reap(c);
 		return;
 	}
 	rdma_fdtab_clear(fd);
