@@ -14,6 +14,7 @@
  */
 #include "msglayer.h"
 #include "check.h"
+#include "evloop.h"
 
 #include <ev.h>
 #include <stdint.h>
@@ -34,26 +35,6 @@ static uint64_t fnv1a(const uint8_t *p, size_t len)
 	for (size_t i = 0; i < len; i++)
 		h = (h ^ p[i]) * 0x100000001b3ull;
 	return h;
-}
-
-static void on_tick(struct ev_loop *l, ev_timer *t, int revents)
-{
-	(void)l;
-	(void)t;
-	(void)revents;
-}
-
-static void run_until(struct ev_loop *l, const int *n, int want, const char *what)
-{
-	ev_timer tick;
-	ev_timer_init(&tick, on_tick, 0.01, 0.01);
-	ev_timer_start(l, &tick);
-	double deadline = ev_time() + WAIT_S;
-	while (*n < want) {
-		CHECK(ev_time() < deadline, "timed out waiting for %s", what);
-		ev_run(l, EVRUN_ONCE);
-	}
-	ev_timer_stop(l, &tick);
 }
 
 /* The answer comes from the server's registered region (one request at a
@@ -158,7 +139,7 @@ int main(void)
 		CHECK(rc == ML_OK, "ml_request_send: %s", ml_strerror(rc));
 		if (cases[i].flags & ML_SEND_COPY)
 			memset(cli_mem + off, 0xee, len); /* copied: the caller may reuse it at once */
-		run_until(loop, &a.done, 1, "the answer");
+		evloop_until(loop, &a.done, 1, WAIT_S, "the answer");
 		CHECK(a.status == ML_OK && a.len == len && a.hash == want,
 		      "case %u: %s, %zu bytes (want %zu), hash %016llx (want %016llx)", i,
 		      ml_strerror(a.status), a.len, len, (unsigned long long)a.hash, (unsigned long long)want);
