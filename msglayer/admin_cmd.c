@@ -98,6 +98,8 @@ static void path_json(struct ml_json *j, unsigned idx, const struct ml_path_stat
 	ml_json_u64(j, "frames_failed_inflight", s->frames_failed_inflight);
 	ml_json_u64(j, "frames_acked", s->frames_acked);
 	ml_json_u64(j, "bytes_acked", s->bytes_acked);
+	ml_json_u64(j, "bytes_copied", s->bytes_copied);
+	ml_json_u64(j, "bytes_zcopy", s->bytes_zcopy);
 	ml_json_u64(j, "inflight_frames", s->inflight_frames);
 	ml_json_u64(j, "inflight_bytes", s->inflight_bytes);
 	ml_json_u64(j, "connects", s->connects);

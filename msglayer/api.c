@@ -19,6 +19,10 @@ static long buf_iov_count(const struct ml_buf *b)
 {
 	if (b->type == ML_BUF_PLAIN)
 		return b->length ? 1 : 0;
+	if (b->type == ML_BUF_MEM) {
+		const struct ml_mem *m = b->base;
+		return m && b->offset <= m->len && b->length <= m->len - b->offset ? b->length > 0 : -1;
+	}
 	if (b->type != ML_BUF_IOV || (!b->base && b->iovcnt))
 		return -1;
 	const struct iovec *v = b->base;
@@ -34,10 +38,11 @@ static long buf_iov_count(const struct ml_buf *b)
 
 static unsigned buf_iov_fill(const struct ml_buf *b, struct iovec *out)
 {
-	if (b->type == ML_BUF_PLAIN) {
+	if (b->type == ML_BUF_PLAIN || b->type == ML_BUF_MEM) {
 		if (!b->length)
 			return 0;
-		out->iov_base = (char *)(uintptr_t)b->base + b->offset;
+		const char *base = b->type == ML_BUF_PLAIN ? b->base : ((const struct ml_mem *)b->base)->base;
+		out->iov_base = (char *)(uintptr_t)base + b->offset;
 		out->iov_len = b->length;
 		return 1;
 	}
@@ -177,8 +182,9 @@ struct ml_msg_out *ml_msg_build(struct ml_peer *p, const struct ml_buf *bufs, un
 		for (unsigned i = 0; i < nbufs; i++) {
 			struct iovec tmp[64];
 			const struct ml_buf *b = &bufs[i];
-			if (b->type == ML_BUF_PLAIN) {
-				memcpy((char *)m->copy + at, (const char *)b->base + b->offset, b->length);
+			if (b->type != ML_BUF_IOV) {
+				if (buf_iov_fill(b, tmp)) /* plain or registered: one piece */
+					memcpy((char *)m->copy + at, tmp[0].iov_base, tmp[0].iov_len);
 				at += b->length;
 				continue;
 			}
@@ -214,6 +220,11 @@ struct ml_msg_out *ml_msg_build(struct ml_peer *p, const struct ml_buf *bufs, un
 		}
 		for (unsigned i = 0; i < nbufs; i++)
 			m->iovcnt += buf_iov_fill(&bufs[i], m->iov + m->iovcnt);
+		/* One registered buffer: the peer may READ it where it stands. */
+		if (nbufs == 1 && bufs[0].type == ML_BUF_MEM) {
+			m->zmem = bufs[0].base;
+			m->zoff = bufs[0].offset;
+		}
 	}
 	*err = 0;
 	return m;
@@ -446,8 +457,8 @@ _Static_assert((sizeof(struct ml_peer_stats) - offsetof(struct ml_peer_stats, ms
 			       sizeof(struct ml_peer_stats),
 	       "ml_peer_stats must end with its run of uint64_t counters");
 _Static_assert(offsetof(struct ml_path_stats, rtt_us) - offsetof(struct ml_path_stats, frames_sent) ==
-		       18 * sizeof(uint64_t),
-	       "ml_path_stats: frames_sent..fault must be 18 uint64_t in a row");
+		       20 * sizeof(uint64_t),
+	       "ml_path_stats: frames_sent..fault must be 20 uint64_t in a row");
 
 int ml_peer_stats_get(ml_peer *p, struct ml_peer_stats *st, struct ml_path_stats *paths,
 		      unsigned *npaths)

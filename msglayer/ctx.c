@@ -51,6 +51,7 @@ void ml_config_init(struct ml_config *cfg)
 	cfg->workers = 1;
 	cfg->max_frag_payload = 64 * 1024;
 	cfg->max_msg_size = 64u << 20;
+	cfg->zcopy_min = 64 * 1024;
 	cfg->max_inflight_msgs = 1024;
 	cfg->max_inflight_bytes = 64ull << 20;
 	cfg->max_queued_msgs = 8192;
@@ -93,7 +94,7 @@ static int config_complete(struct ml_config *c)
 	struct ml_config d;
 	ml_config_init(&d);
 #define DEF(f) if (!c->f) c->f = d.f
-	DEF(max_frag_payload); DEF(max_msg_size); DEF(max_inflight_msgs); DEF(max_inflight_bytes);
+	DEF(max_frag_payload); DEF(max_msg_size); DEF(zcopy_min); DEF(max_inflight_msgs); DEF(max_inflight_bytes);
 	DEF(max_queued_msgs); DEF(max_queued_bytes); DEF(path_max_outstanding); DEF(max_peers);
 	/* These defaults follow the limits they derive from, as the caller set them. */
 	if (!c->max_reasm_bytes)
@@ -118,7 +119,7 @@ static int config_complete(struct ml_config *c)
 	    !(c->flap_window_s > 0) || !(c->flap_hold_max_s > 0) || !(c->tcp_user_timeout_s >= 0.1) ||
 	    !(c->handshake_timeout_s > 0) || !(c->frame_timeout_s > 0) ||
 	    c->protect < ML_PROTECT_NONE || c->protect > ML_PROTECT_ENCRYPT ||
-	    c->stream_chunk_max < 4096 || c->stream_window > 65536)
+	    c->stream_chunk_max < 4096 || c->stream_window > 65536 || c->zcopy_min < 4096)
 		return ML_EINVAL; /* (written so that NaN fails too) */
 	if (c->protect && !c->key_file) {
 		c->log(c->log_arg, ML_LOG_ERR, "protect = mac or encrypt needs a cluster key (key_file)");

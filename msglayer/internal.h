@@ -136,7 +136,9 @@ struct ml_frag {
 	ev_tstamp queued_at;       /* when a path took it (rate estimate) */
 	uint64_t ahead;            /* bytes on that path then, itself included */
 	struct ml_path *lost_on;   /* written on this path before it failed: a resend */
+	uint8_t zc;                /* queued as an RDESC: its payload on the wire is desc */
 	uint8_t hdr[ML_WIRE_HDR_LEN];
+	uint8_t desc[ML_RDESC_LEN];
 };
 
 struct ml_msg_out {
@@ -163,6 +165,9 @@ struct ml_msg_out {
 	ml_response_cb rcb;
 	ml_send_cb scb;
 	void *arg;
+	const struct ml_mem *zmem; /* its payload is bytes [zoff, zoff+len) of this registered
+	                              region: it may go by RDMA READ (zcopy.c), else NULL */
+	size_t zoff;
 	struct ml_stream *stream;  /* the stream it belongs to (STREAM messages we send), or NULL */
 	uint8_t urgent;            /* ahead of what waits for a number (stream control records) */
 	struct ml_msg_out *hnext;  /* peer->await hash chain (requests awaiting response) */
@@ -185,6 +190,16 @@ static inline int ml_frag_is_bulk(const struct ml_frag *f)
 	return ml_msg_is_chunk(f->msg) || f->msg->nfrags > 1;
 }
 
+/* ---- registered memory (mem.c) ---- */
+
+/* A region is the process's, not the context's: the devices, their PDs and
+ * the registrations are shared by every context (rdma_mem.c). */
+struct ml_mem {
+	void *base;
+	size_t len;
+	struct ml_tp_mem *tp; /* the transports' registration (rdma_mem.c) */
+};
+
 /* ---- paths ---- */
 
 struct ml_path {
@@ -205,6 +220,8 @@ struct ml_path {
 	struct ml_seal *seal;   /* protected connection: its records (NULL: frames as they are) */
 	int seal_rx_wait;       /* outbound: input is sealed only after the HELLO_ACK */
 	int counted_up;        /* counted in peer->paths_up (state UP) */
+	int zcopy;             /* both ends can READ: RDESC frames go both ways (zcopy.c) */
+	unsigned zc_posted;    /* RDMA READs in flight on this path */
 	int held;              /* reconnect delayed by flap damping */
 	ev_io rio, wio;
 	ev_timer timer;        /* reconnect backoff / connect timeout */
@@ -325,6 +342,7 @@ struct ml_peer {
 	uint32_t reasm_msgs;         /* messages in reassembly */
 	uint32_t requests_held;      /* requests delivered whose response is not complete */
 	struct ml_reasm *reasm_spare[ML_REASM_SPARE]; /* finished: their buffers are reused */
+	struct cds_list_head zc_reads; /* RDMA READs in flight or waiting (zcopy.c) */
 	unsigned n_reasm_spare;
 	uint64_t reasm_spare_bytes;
 	int ack_due;                 /* deliveries (or duplicates) not yet acknowledged */
@@ -440,6 +458,16 @@ int ml_peer_check_incarnation(struct ml_peer *p, const struct ml_hello *h, struc
 void ml_peer_on_ack(struct ml_peer *p, const struct ml_ack *a);
 int ml_peer_on_data(struct ml_peer *p, struct ml_path *path, const struct ml_frame_hdr *h,
 		    const uint8_t *payload);
+/* The steps of a DATA fragment, for zcopy.c too. frag_admit: 1 (new), 0
+ * (a duplicate, acked again) or -1 (breaks the rules). reasm_get: the
+ * reassembly of h's message, made if need be; NULL with *rc (0: the
+ * session was closed for a limit; -1: breaks the rules). reasm_done: the
+ * message is whole: deliver it; 0 or -1 as on_data. reasm_destroy: free r
+ * (or hand it to zcopy.c while READs write into it). */
+int ml_peer_frag_admit(struct ml_peer *p, const struct ml_frame_hdr *h);
+struct ml_reasm *ml_peer_reasm_get(struct ml_peer *p, const struct ml_frame_hdr *h, int *rc);
+int ml_peer_reasm_done(struct ml_peer *p, const struct ml_frame_hdr *h, struct ml_reasm *r);
+void ml_peer_reasm_destroy(struct ml_peer *p, struct ml_reasm *r);
 void ml_peer_cancel_all(struct ml_peer *p, int status);
 void ml_peer_declared_down(struct ml_peer *p, const char *why);
 int ml_peer_room_again(const struct ml_peer *p);
@@ -447,6 +475,19 @@ void ml_peer_room_check(struct ml_peer *p);
 void ml_peer_complete(struct ml_peer *p, struct ml_msg_out *m, int status, const struct ml_msg *resp);
 struct ml_msg_out *ml_peer_await_take(struct ml_peer *p, uint64_t seq);
 double ml_mono_now(void);
+
+/* zcopy.c: RDESC fragments pulled with RDMA READ (doc/rdma.md "Zero copy").
+ * on_desc: an RDESC arrived on path: 0, or -1 with the path failed.
+ * poll: READs of path that completed (a sign of life of the path: a READ's
+ * data may hold up the peer's frames on the wire). path_failed: its READs are void (its
+ * connection is closed). reasm_keep: 1 if READs still write into r (it is
+ * freed when they end). peer_fini: forget every READ (paths closed). */
+int ml_zc_on_desc(struct ml_peer *p, struct ml_path *path, const struct ml_frame_hdr *h,
+		  const uint8_t *payload);
+unsigned ml_zc_poll(struct ml_path *path); /* how many completed */
+void ml_zc_path_failed(struct ml_path *path);
+int ml_zc_reasm_keep(struct ml_peer *p, struct ml_reasm *r);
+void ml_zc_peer_fini(struct ml_peer *p);
 
 /* stream.c: bulk streams over the session (doc/streams.md) */
 struct ml_cmd_stream;

@@ -68,6 +68,8 @@ enum ml_buf_type {
 	ML_BUF_PLAIN = 1, /* base points to memory; bytes [offset, offset+length) */
 	ML_BUF_IOV = 2,   /* base points to a struct iovec[iovcnt]; the bytes
 	                     [offset, offset+length) of their concatenation */
+	ML_BUF_MEM = 3,   /* base is an ml_mem (ml_mem_register); the bytes
+	                     [offset, offset+length) of its region */
 };
 
 struct ml_buf {
@@ -87,12 +89,39 @@ static inline struct ml_buf ml_buf_plain(const void *p, size_t len)
 struct iovec;
 struct ml_buf ml_buf_iov(const struct iovec *iov, unsigned iovcnt);
 
+/* ---- registered memory (doc/api.md, doc/rdma.md "Zero copy") ------------- */
+
+typedef struct ml_mem ml_mem; /* a registered region */
+
+/* A reference to bytes [offset, offset+len) of m. */
+static inline struct ml_buf ml_buf_mem(const ml_mem *m, size_t offset, size_t len)
+{
+	struct ml_buf b = { ML_BUF_MEM, 0, m, offset, len };
+	return b;
+}
+
 /* ---- handles ------------------------------------------------------------- */
 
 typedef struct ml_ctx ml_ctx;         /* a context: node id, workers, listeners, peers */
 typedef struct ml_peer ml_peer;       /* a remote node and our session with it */
 typedef struct ml_request ml_request; /* an incoming request waiting for its response */
 typedef struct ml_stream ml_stream;   /* a bulk stream (doc/streams.md) */
+
+/* Register [base, base+len) for zero copy: with every RDMA device this
+ * process uses, and with those it opens later (at their first connection).
+ * Without RDMA it only records the range: cheap, and the same code runs
+ * everywhere. A message whose payload is one ML_BUF_MEM buffer of at least
+ * cfg.zcopy_min bytes goes to a peer over an RDMA path as a descriptor, and
+ * the peer pulls the bytes with RDMA READ: no copy at either end. Over TCP
+ * (or to a peer that cannot READ) it goes as usual. The region must stay
+ * valid until ml_mem_unregister. Errors: ML_EINVAL (NULL, len 0),
+ * ML_ENOMEM. */
+int ml_mem_register(ml_ctx *ctx, void *base, size_t len, ml_mem **out);
+/* Deregister: no send that refers to m may still be outstanding. NULL: no-op. */
+void ml_mem_unregister(ml_mem *m);
+/* The region's start and length. */
+void *ml_mem_base(const ml_mem *m);
+size_t ml_mem_len(const ml_mem *m);
 
 /* Delivered message: the payload is valid only until the callback returns. */
 struct ml_msg {
@@ -167,6 +196,8 @@ struct ml_config {
 	/* Limits (0 keeps the default). */
 	uint32_t max_frag_payload;    /* bytes per frame payload (64 KiB; 4 KiB..16 MiB) */
 	uint32_t max_msg_size;        /* largest message (64 MiB) */
+	uint32_t zcopy_min;           /* messages in registered memory (ML_BUF_MEM) from this size
+	                                 on go by RDMA READ on RDMA paths (64 KiB; >= 4 KiB) */
 	uint32_t max_inflight_msgs;   /* per peer: unacknowledged messages (1024) */
 	uint64_t max_inflight_bytes;  /* per peer: unacknowledged bytes (64 MiB) */
 	uint32_t max_queued_msgs;     /* per peer: waiting beyond in flight (8192) */
@@ -465,6 +496,10 @@ struct ml_path_stats {
 	uint64_t frames_resent;    /* DATA frames taken off this path when it failed and sent elsewhere */
 	uint64_t frames_failed_inflight; /* DATA frames outstanding on this path when it failed */
 	uint64_t frames_acked, bytes_acked;
+	uint64_t bytes_copied;     /* DATA payload bytes copied through the transport's own buffers
+	                              (RDMA's registered rings), sent and received; TCP: 0 */
+	uint64_t bytes_zcopy;      /* payload bytes moved by RDMA READ: sent (described) and
+	                              received (read), never copied */
 	uint64_t inflight_frames, inflight_bytes; /* on this path, not yet acknowledged */
 	uint64_t connects, failures;
 	uint64_t suspects;         /* transitions up -> suspect */

@@ -35,6 +35,7 @@ static void on_rx_release(struct ev_loop *loop, ev_timer *t, int revents);
 static void parse_frames(struct ml_path *path);
 static ssize_t path_writev(struct ml_path *path, const struct iovec *iov, unsigned n);
 static void rx_pump(struct ml_path *path, ev_tstamp now);
+static void heard(struct ml_path *path, ev_tstamp now);
 
 static uint64_t mono_ns(void)
 {
@@ -232,6 +233,8 @@ static void send_hello(struct ml_path *path, uint8_t type)
 	hello_fill(path->peer, &h, path->origin_idx);
 	if (type == ML_FT_HELLO_ACK)
 		h.min_version = h.max_version = ML_WIRE_VERSION;
+	if (path->ops->read) /* this end can pull RDESC fragments */
+		h.flags |= ML_HELLO_F_RDMA_READ;
 	path->auth_wait = 0;
 	if (type == ML_FT_HELLO && ml_keyring_offer(&path->peer->ctx->keys, &path->auth_key)) {
 		if (ml_auth_nonce(h.nonce) != 0) {
@@ -387,6 +390,7 @@ void ml_path_attach(struct ml_path *path, const struct ml_cmd_attach *ca)
 	start_io(path);
 	if (ml_peer_check_incarnation(path->peer, &ca->hello, path) != 0)
 		return; /* path failed inside */
+	path->zcopy = path->ops->read && (ca->hello.flags & ML_HELLO_F_RDMA_READ);
 	send_hello(path, ML_FT_HELLO_ACK);
 	ML_STAT_SET(path->st.protect, ML_PROTECT_NONE);
 	if (ca->protect && start_sealing(path, ca->protect, ca->seal_a2c, ca->seal_c2a) != 0)
@@ -422,6 +426,8 @@ void ml_path_fail(struct ml_path *path, int status, const char *why)
 		path->ops->close(path->fd);
 		path->fd = -1;
 	}
+	ml_zc_path_failed(path); /* its READs died with the connection */
+	path->zcopy = 0;
 	ev_timer_stop(loop, &path->heartbeat);
 	ev_timer_stop(loop, &path->probation);
 	ev_timer_stop(loop, &path->rx_release);
@@ -554,15 +560,37 @@ static void txq_del(struct ml_path *path, struct ml_frag *f)
 	cds_list_del(&f->link);
 }
 
+/* Whether f goes as an RDESC: its message lies in registered memory, is large
+ * enough, and both ends of this unsealed path can READ (a sealed path must
+ * authenticate every byte, and READ bypasses the seal). */
+static int zcopy_desc(struct ml_path *path, struct ml_frag *f)
+{
+	const struct ml_msg_out *m = f->msg;
+	struct ml_rdesc d = { .len = f->len };
+	if (!path->zcopy || path->seal || !m->zmem || m->len < path->peer->ctx->cfg.zcopy_min ||
+	    path->ops->mem_key(path->fd, m->zmem->tp, &d.rkey) != 0)
+		return 0;
+	d.addr = (uint64_t)(uintptr_t)m->zmem->base + m->zoff + f->offset;
+	ml_rdesc_encode(f->desc, &d);
+	return 1;
+}
+
+/* Bytes of f's frame after its header: its payload, or its descriptor. */
+static size_t frag_wire_len(const struct ml_frag *f)
+{
+	return f->zc ? ML_RDESC_LEN : f->len;
+}
+
 void ml_path_queue_frag(struct ml_path *path, struct ml_frag *f)
 {
 	struct ml_msg_out *m = f->msg;
 	struct ml_peer *p = path->peer;
+	f->zc = (uint8_t)zcopy_desc(path, f);
 	struct ml_frame_hdr h = {
-		.type = ML_FT_DATA,
+		.type = f->zc ? ML_FT_RDESC : ML_FT_DATA,
 		.flags = (uint16_t)(m->kind | m->wflags),
 		.deadline_us = m->deadline_us,
-		.payload_len = f->len,
+		.payload_len = (uint32_t)frag_wire_len(f),
 		.offset = f->offset,
 		.session = p->session_id,
 		.seq = m->seq,
@@ -631,7 +659,7 @@ void ml_path_unqueue_frag(struct ml_path *path, struct ml_frag *f)
 	if (part_written) {
 		struct iovec iov[ML_TX_IOV];
 		unsigned n = frame_iov(f, path->head_written, iov, ML_TX_IOV);
-		size_t rest = ML_WIRE_HDR_LEN + f->len - path->head_written;
+		size_t rest = ML_WIRE_HDR_LEN + frag_wire_len(f) - path->head_written;
 		path->tail = malloc(rest);
 		path->head_written = 0;
 		if (path->tail) {
@@ -673,6 +701,13 @@ static unsigned frame_iov(const struct ml_frag *f, size_t skip, struct iovec *io
 	} else {
 		skip -= ML_WIRE_HDR_LEN;
 	}
+	if (f->zc) {
+		if (skip < ML_RDESC_LEN) {
+			iov[n].iov_base = (void *)(f->desc + skip);
+			iov[n++].iov_len = ML_RDESC_LEN - skip;
+		}
+		return n;
+	}
 	/* Payload bytes [f->offset + skip, f->offset + f->len) of the message. */
 	size_t pos = f->offset + skip, end = (size_t)f->offset + f->len, base = 0;
 	const struct ml_msg_out *m = f->msg;
@@ -696,6 +731,10 @@ static void frag_written(struct ml_path *path, struct ml_frag *f)
 	txq_del(path, f);
 	ML_STAT_ADD(path->st.frames_sent, 1);
 	ML_STAT_ADD(path->st.bytes_sent, f->len);
+	if (f->zc)
+		ML_STAT_ADD(path->st.bytes_zcopy, f->len);
+	else if (path->ops->copies)
+		ML_STAT_ADD(path->st.bytes_copied, f->len);
 	f->state = ML_FRAG_SENT;
 	f->sent_at = ev_now(path->peer->w->loop);
 	cds_list_add_tail(&f->link, &path->inflight);
@@ -753,7 +792,7 @@ void ml_path_flush(struct ml_path *path)
 			if (!k)
 				break;
 			n += k;
-			bytes += ML_WIRE_HDR_LEN + f->len;
+			bytes += ML_WIRE_HDR_LEN + frag_wire_len(f);
 		}
 		if (n == 0)
 			return;
@@ -782,7 +821,7 @@ void ml_path_flush(struct ml_path *path)
 				path->tail = NULL;
 			}
 		} else if (head) {
-			size_t rest = ML_WIRE_HDR_LEN + head->len - path->head_written;
+			size_t rest = ML_WIRE_HDR_LEN + frag_wire_len(head) - path->head_written;
 			if (left < rest) {
 				path->head_written += left;
 				left = 0;
@@ -799,7 +838,7 @@ void ml_path_flush(struct ml_path *path)
 			left -= c;
 			while (left > 0) {
 				f = cds_list_first_entry(&path->txq, struct ml_frag, link);
-				size_t flen = ML_WIRE_HDR_LEN + f->len;
+				size_t flen = ML_WIRE_HDR_LEN + frag_wire_len(f);
 				if (left < flen) {
 					path->head_written = left;
 					bulk_leaves(path, f); /* begun: nothing passes it now */
@@ -868,6 +907,7 @@ static void on_hello_ack(struct ml_path *path, const struct ml_frame_hdr *h, con
 	}
 	if (ml_peer_check_incarnation(p, &hello, path) != 0)
 		return;
+	path->zcopy = path->ops->read && (hello.flags & ML_HELLO_F_RDMA_READ);
 	path_up(path);
 }
 
@@ -947,6 +987,14 @@ static int handle_frame(struct ml_path *path, const struct ml_frame_hdr *h, cons
 			ml_path_fail(path, ML_EPROTO, "data frame breaks the session's rules");
 			return -1;
 		}
+		return path->fd >= 0 ? 0 : -1;
+	case ML_FT_RDESC:
+		if (!path->zcopy || path->seal) {
+			ml_path_fail(path, ML_EPROTO, "RDMA descriptor on a path that cannot carry one");
+			return -1;
+		}
+		if (ml_zc_on_desc(p, path, h, payload) != 0)
+			return -1;
 		return path->fd >= 0 ? 0 : -1;
 	case ML_FT_ACK: {
 		struct ml_ack a;
@@ -1062,6 +1110,10 @@ static void on_read(struct ev_loop *loop, ev_io *io, int revents)
 	(void)revents;
 	struct iovec v;
 
+	if (path->zc_posted && ml_zc_poll(path))
+		heard(path, ev_now(loop)); /* a READ's data crossed it */
+	if (path->fd < 0)
+		return;
 	if (rx_sealed(path)) {
 		v = ml_seal_rx_space(path->seal);
 	} else {
@@ -1176,8 +1228,11 @@ static void parse_frames(struct ml_path *path)
 				rx_compact(path);
 			break;
 		}
+		/* An RDESC's fragment counts when its READ is done (zcopy.c). */
 		ML_STAT_ADD(path->st.frames_recv, h.type == ML_FT_DATA);
 		ML_STAT_ADD(path->st.bytes_recv, h.type == ML_FT_DATA ? h.payload_len : 0);
+		if (h.type == ML_FT_DATA && path->ops->copies)
+			ML_STAT_ADD(path->st.bytes_copied, h.payload_len);
 		if (handle_frame(path, &h, at + h.hdr_len) != 0)
 			return;
 		path->rxoff += total;

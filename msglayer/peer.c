@@ -41,6 +41,7 @@ int ml_peer_init(struct ml_peer *p, struct ml_ctx *ctx, uint32_t node_id)
 	CDS_INIT_LIST_HEAD(&p->dirty_link);
 	CDS_INIT_LIST_HEAD(&p->open_requests);
 	CDS_INIT_LIST_HEAD(&p->streams);
+	CDS_INIT_LIST_HEAD(&p->zc_reads);
 	if (ml_rxwin_init(&p->rx, ctx->cfg.max_inflight_msgs))
 		return ML_ENOMEM;
 	uint32_t ring = pow2_at_least(ctx->cfg.max_inflight_msgs);
@@ -65,16 +66,13 @@ void ml_peer_fini(struct ml_peer *p)
 		ml_pool_put(&p->w->req_pool, req, 0); /* never answered; the handle dies with the context */
 	for (unsigned i = 0; i < p->npaths; i++)
 		ml_path_free(p->paths[i]);
+	ml_zc_peer_fini(p); /* its paths are closed: no READ writes anywhere now */
 	if (p->reasm)
 		for (uint32_t i = 0; i < p->rx.size; i++)
-			if (p->reasm[i]) {
-				ml_reasm_free(p->reasm[i]);
-				free(p->reasm[i]);
-			}
-	for (unsigned i = 0; i < p->n_reasm_spare; i++) {
-		ml_reasm_free(p->reasm_spare[i]);
-		free(p->reasm_spare[i]);
-	}
+			if (p->reasm[i])
+				ml_peer_reasm_destroy(p, p->reasm[i]);
+	for (unsigned i = 0; i < p->n_reasm_spare; i++)
+		ml_peer_reasm_destroy(p, p->reasm_spare[i]);
 	ml_rxwin_free(&p->rx);
 	free(p->txring);
 	free(p->reasm);
@@ -314,8 +312,7 @@ static void reset_receive(struct ml_peer *p)
 {
 	for (uint32_t i = 0; i < p->rx.size; i++)
 		if (p->reasm[i]) {
-			ml_reasm_free(p->reasm[i]);
-			free(p->reasm[i]);
+			ml_peer_reasm_destroy(p, p->reasm[i]);
 			p->reasm[i] = NULL;
 		}
 	__atomic_sub_fetch(&p->ctx->reasm_bytes, p->reasm_bytes, __ATOMIC_RELAXED);
@@ -885,23 +882,35 @@ static struct ml_reasm *reasm_take(struct ml_peer *p, uint64_t seq, uint32_t msg
 /* A finished reassembly: kept for the next, within bounds, or freed. What
  * is kept stays within max_reasm_bytes too, so that a peer can make us hold
  * at most twice what its reassemblies may. */
-static void reasm_give(struct ml_peer *p, struct ml_reasm *r)
+static void reasm_free_now(struct ml_reasm *r)
 {
-	uint64_t kept = p->reasm_spare_bytes + r->cap;
-	if (p->n_reasm_spare < ML_REASM_SPARE && kept <= ML_REASM_SPARE_BYTES &&
-	    kept <= p->ctx->cfg.max_reasm_bytes) {
-		p->reasm_spare[p->n_reasm_spare++] = r;
-		p->reasm_spare_bytes += r->cap;
-		return;
-	}
+	ml_tp_mem_del(r->mem);
 	ml_reasm_free(r);
 	free(r);
 }
 
-int ml_peer_on_data(struct ml_peer *p, struct ml_path *path, const struct ml_frame_hdr *h,
-		    const uint8_t *payload)
+static void reasm_give(struct ml_peer *p, struct ml_reasm *r)
 {
-	(void)path;
+	if (ml_zc_reasm_keep(p, r))
+		return; /* a READ still writes into it (the fragment came as DATA too) */
+	uint64_t kept = p->reasm_spare_bytes + r->cap;
+	if (p->n_reasm_spare < ML_REASM_SPARE && kept <= ML_REASM_SPARE_BYTES &&
+	    kept <= p->ctx->cfg.max_reasm_bytes) {
+		p->reasm_spare[p->n_reasm_spare++] = r; /* registered or not, as it is */
+		p->reasm_spare_bytes += r->cap;
+		return;
+	}
+	reasm_free_now(r);
+}
+
+void ml_peer_reasm_destroy(struct ml_peer *p, struct ml_reasm *r)
+{
+	if (!ml_zc_reasm_keep(p, r)) /* else RDMA READs still write into it: freed when they end */
+		reasm_free_now(r);
+}
+
+int ml_peer_frag_admit(struct ml_peer *p, const struct ml_frame_hdr *h)
+{
 	p->w->active = 1;
 	if (h->payload_len > p->frag_size)
 		return -1; /* 6.3: a longer message must come in fragments of at most F */
@@ -923,47 +932,83 @@ int ml_peer_on_data(struct ml_peer *p, struct ml_path *path, const struct ml_fra
 	case ML_RXWIN_NEW:
 		break;
 	}
+	return 1;
+}
+
+struct ml_reasm *ml_peer_reasm_get(struct ml_peer *p, const struct ml_frame_hdr *h, int *rc)
+{
 	struct ml_reasm **slot = &p->reasm[h->seq & (p->rx.size - 1)];
-	if (*slot && (*slot)->seq != h->seq)
-		return -1;
-	if (h->payload_len == h->msg_len) { /* whole message in one frame */
-		/* Not while fragments of this number are held: they named a
-		 * longer msg_len, and delivering would leave their slot behind,
-		 * to refuse the number that maps there next. */
-		if (*slot)
-			return -1;
+	*rc = -1;
+	if (*slot)
+		return (*slot)->seq == h->seq ? *slot : NULL;
+	struct ml_config *cfg = &p->ctx->cfg;
+	/* A message's first fragment reserves all of it. Fragments that
+	 * never complete (a peer sending one small last fragment of many
+	 * large messages) must not make us reserve without end. */
+	if (p->reasm_msgs >= cfg->max_reasm_msgs) {
+		*rc = over_limit(p, "%u messages in reassembly (max_reasm_msgs)", p->reasm_msgs);
+		return NULL;
+	}
+	if (p->reasm_bytes + h->msg_len > cfg->max_reasm_bytes) {
+		*rc = over_limit(p, "%llu bytes in reassembly and %u more (max_reasm_bytes %llu)",
+				 (unsigned long long)p->reasm_bytes, h->msg_len,
+				 (unsigned long long)cfg->max_reasm_bytes);
+		return NULL;
+	}
+	uint64_t all = __atomic_add_fetch(&p->ctx->reasm_bytes, h->msg_len, __ATOMIC_RELAXED);
+	if (all > cfg->max_ctx_reasm_bytes) {
+		__atomic_sub_fetch(&p->ctx->reasm_bytes, h->msg_len, __ATOMIC_RELAXED);
+		*rc = over_limit(p, "every peer's reassembly would reach %llu bytes "
+				 "(max_ctx_reasm_bytes %llu)", (unsigned long long)all,
+				 (unsigned long long)cfg->max_ctx_reasm_bytes);
+		return NULL;
+	}
+	struct ml_reasm *r = reasm_take(p, h->seq, h->msg_len);
+	if (!r) {
+		__atomic_sub_fetch(&p->ctx->reasm_bytes, h->msg_len, __ATOMIC_RELAXED);
+		return NULL;
+	}
+	*slot = r;
+	p->reasm_bytes += h->msg_len;
+	p->reasm_msgs++;
+	return r;
+}
+
+int ml_peer_reasm_done(struct ml_peer *p, const struct ml_frame_hdr *h, struct ml_reasm *r)
+{
+	p->reasm[r->seq & (p->rx.size - 1)] = NULL;
+	p->reasm_bytes -= r->msg_len;
+	p->reasm_msgs--;
+	__atomic_sub_fetch(&p->ctx->reasm_bytes, r->msg_len, __ATOMIC_RELAXED);
+	int rc = deliver_expanded(p, h, r->buf, r->msg_len);
+	reasm_give(p, r);
+	return rc;
+}
+
+int ml_peer_on_data(struct ml_peer *p, struct ml_path *path, const struct ml_frame_hdr *h,
+		    const uint8_t *payload)
+{
+	(void)path;
+	int rc = ml_peer_frag_admit(p, h);
+	if (rc <= 0)
+		return rc;
+	struct ml_reasm **slot = &p->reasm[h->seq & (p->rx.size - 1)];
+	/* A whole message in one frame goes straight to the application, but
+	 * not while fragments of this number are held: fragments that named a
+	 * longer msg_len break the rules (delivering would leave their slot
+	 * behind, to refuse the number that maps there next); a reassembly of
+	 * this very message is zero copy's (its READ died with a path, and the
+	 * fragment came again as DATA): it goes in there. */
+	if (h->payload_len == h->msg_len && !*slot)
 		return deliver_expanded(p, h, payload, h->payload_len);
-	}
-	if (!*slot) {
-		struct ml_config *cfg = &p->ctx->cfg;
-		if (h->msg_len <= p->frag_size)
-			return -1;
-		/* A message's first fragment reserves all of it. Fragments that
-		 * never complete (a peer sending one small last fragment of many
-		 * large messages) must not make us reserve without end. */
-		if (p->reasm_msgs >= cfg->max_reasm_msgs)
-			return over_limit(p, "%u messages in reassembly (max_reasm_msgs)", p->reasm_msgs);
-		if (p->reasm_bytes + h->msg_len > cfg->max_reasm_bytes)
-			return over_limit(p, "%llu bytes in reassembly and %u more (max_reasm_bytes %llu)",
-					  (unsigned long long)p->reasm_bytes, h->msg_len,
-					  (unsigned long long)cfg->max_reasm_bytes);
-		uint64_t all = __atomic_add_fetch(&p->ctx->reasm_bytes, h->msg_len, __ATOMIC_RELAXED);
-		if (all > cfg->max_ctx_reasm_bytes) {
-			__atomic_sub_fetch(&p->ctx->reasm_bytes, h->msg_len, __ATOMIC_RELAXED);
-			return over_limit(p, "every peer's reassembly would reach %llu bytes "
-					  "(max_ctx_reasm_bytes %llu)", (unsigned long long)all,
-					  (unsigned long long)cfg->max_ctx_reasm_bytes);
-		}
-		struct ml_reasm *r = reasm_take(p, h->seq, h->msg_len);
-		if (!r) {
-			__atomic_sub_fetch(&p->ctx->reasm_bytes, h->msg_len, __ATOMIC_RELAXED);
-			return -1;
-		}
-		*slot = r;
-		p->reasm_bytes += h->msg_len;
-		p->reasm_msgs++;
-	}
-	switch (ml_reasm_check(*slot, h->msg_len, h->offset, h->payload_len)) {
+	if (h->payload_len == h->msg_len && ((*slot)->seq != h->seq || (*slot)->msg_len != h->msg_len))
+		return -1;
+	if (!*slot && h->msg_len <= p->frag_size)
+		return -1;
+	struct ml_reasm *r = ml_peer_reasm_get(p, h, &rc);
+	if (!r)
+		return rc;
+	switch (ml_reasm_check(r, h->msg_len, h->offset, h->payload_len)) {
 	case ML_REASM_BAD:
 		return -1;
 	case ML_REASM_DUP:
@@ -972,15 +1017,7 @@ int ml_peer_on_data(struct ml_peer *p, struct ml_path *path, const struct ml_fra
 	case ML_REASM_NEW:
 		break;
 	}
-	if (ml_reasm_put(*slot, h->offset, payload, h->payload_len)) {
-		struct ml_reasm *r = *slot;
-		*slot = NULL;
-		p->reasm_bytes -= r->msg_len;
-		p->reasm_msgs--;
-		__atomic_sub_fetch(&p->ctx->reasm_bytes, r->msg_len, __ATOMIC_RELAXED);
-		int rc = deliver_expanded(p, h, r->buf, r->msg_len);
-		reasm_give(p, r);
-		return rc;
-	}
+	if (ml_reasm_put(r, h->offset, payload, h->payload_len))
+		return ml_peer_reasm_done(p, h, r);
 	return 0;
 }

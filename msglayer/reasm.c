@@ -22,6 +22,9 @@ static void start(struct ml_reasm *r, uint64_t seq, uint32_t msg_len, uint32_t f
 int ml_reasm_init(struct ml_reasm *r, uint64_t seq, uint32_t msg_len, uint32_t frag_size)
 {
 	start(r, seq, msg_len, frag_size);
+	r->mem = NULL;
+	r->reading = 0;
+	r->orphan = 0;
 	r->cap = msg_len ? msg_len : 1;
 	r->have_words = (r->nfrags + 63) / 64;
 	r->buf = malloc(r->cap);
@@ -62,10 +65,15 @@ enum ml_reasm_verdict ml_reasm_check(const struct ml_reasm *r, uint32_t msg_len,
 	return (r->have[i / 64] >> (i % 64)) & 1 ? ML_REASM_DUP : ML_REASM_NEW;
 }
 
-int ml_reasm_put(struct ml_reasm *r, uint32_t offset, const void *data, uint32_t len)
+int ml_reasm_mark(struct ml_reasm *r, uint32_t offset)
 {
 	uint32_t i = offset / r->frag_size;
-	memcpy(r->buf + offset, data, len);
 	r->have[i / 64] |= 1ull << (i % 64);
 	return ++r->nrecv == r->nfrags;
+}
+
+int ml_reasm_put(struct ml_reasm *r, uint32_t offset, const void *data, uint32_t len)
+{
+	memcpy(r->buf + offset, data, len);
+	return ml_reasm_mark(r, offset);
 }

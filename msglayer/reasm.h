@@ -10,6 +10,8 @@
 
 #include <stdint.h>
 
+struct ml_tp_mem;
+
 struct ml_reasm {
 	uint64_t seq;
 	uint32_t msg_len;
@@ -18,6 +20,12 @@ struct ml_reasm {
 	uint8_t *buf;      /* msg_len bytes (cap allocated) */
 	uint64_t *have;    /* nfrags bits (have_words allocated) */
 	uint32_t cap, have_words;
+	/* Zero copy (zcopy.c): buf's registration for RDMA READs into it (NULL:
+	 * none yet; kept with the buffer), the READs in flight into it, and
+	 * whether it was let go while they were (freed when they end). */
+	struct ml_tp_mem *mem;
+	unsigned reading;
+	int orphan;
 };
 
 enum ml_reasm_verdict {
@@ -36,5 +44,7 @@ enum ml_reasm_verdict ml_reasm_check(const struct ml_reasm *r, uint32_t msg_len,
 				     uint32_t len);
 /* Copy a NEW fragment in; returns 1 when the message is complete. */
 int ml_reasm_put(struct ml_reasm *r, uint32_t offset, const void *data, uint32_t len);
+/* A NEW fragment that was written in place (an RDMA READ): as ml_reasm_put. */
+int ml_reasm_mark(struct ml_reasm *r, uint32_t offset);
 
 #endif

@@ -96,16 +96,38 @@ static enum ml_wire_err check_data(const struct ml_frame_hdr *h, const struct ml
 		return ML_WIRE_EFLAGS; /* a stream has its own cancel record */
 	if (h->deadline_us && kind != ML_KIND_REQUEST)
 		return ML_WIRE_EFLAGS;
-	if (h->payload_len > lim->max_frag_payload)
+	if (h->type == ML_FT_RDESC) /* its fragment's length is in the payload */
+		return h->payload_len == ML_RDESC_LEN ? ML_WIRE_OK : ML_WIRE_EPAYLOAD;
+	return ml_wire_check_frag(h, h->payload_len, lim);
+}
+
+enum ml_wire_err ml_wire_check_frag(const struct ml_frame_hdr *h, uint32_t len,
+				    const struct ml_wire_limits *lim)
+{
+	if (len > lim->max_frag_payload)
 		return ML_WIRE_EPAYLOAD;
 	if (h->msg_len > lim->max_msg_size)
 		return ML_WIRE_EMSGLEN;
-	if ((uint64_t)h->offset + h->payload_len > h->msg_len)
+	if ((uint64_t)h->offset + len > h->msg_len)
 		return ML_WIRE_EFRAGMENT;
 	/* Only an empty message may have an empty fragment. */
-	if (h->payload_len == 0 && h->msg_len != 0)
+	if (len == 0 && h->msg_len != 0)
 		return ML_WIRE_EFRAGMENT;
 	return ML_WIRE_OK;
+}
+
+void ml_rdesc_encode(uint8_t out[ML_RDESC_LEN], const struct ml_rdesc *d)
+{
+	ml_put64(out, d->addr);
+	ml_put32(out + 8, d->rkey);
+	ml_put32(out + 12, d->len);
+}
+
+void ml_rdesc_decode(const uint8_t in[ML_RDESC_LEN], struct ml_rdesc *d)
+{
+	d->addr = ml_get64(in);
+	d->rkey = ml_get32(in + 8);
+	d->len = ml_get32(in + 12);
 }
 
 enum ml_wire_err ml_frame_decode(const uint8_t *buf, size_t len, const struct ml_wire_limits *lim,
@@ -121,7 +143,7 @@ enum ml_wire_err ml_frame_decode(const uint8_t *buf, size_t len, const struct ml
 		return ML_WIRE_NEED_MORE;
 	if (buf[OFF_VERSION] != ML_WIRE_VERSION)
 		return ML_WIRE_EVERSION;
-	if (buf[OFF_TYPE] < ML_FT_HELLO || buf[OFF_TYPE] > ML_FT_AUTH)
+	if (buf[OFF_TYPE] < ML_FT_HELLO || buf[OFF_TYPE] > ML_FT_RDESC)
 		return ML_WIRE_ETYPE;
 	uint16_t hdr_len = ml_get16(buf + OFF_HDRLEN);
 	if (hdr_len < ML_WIRE_HDR_LEN || hdr_len > ML_WIRE_HDR_MAX)
@@ -144,7 +166,7 @@ enum ml_wire_err ml_frame_decode(const uint8_t *buf, size_t len, const struct ml
 	h->msg_len = ml_get32(buf + OFF_MSGLEN);
 	h->deadline_us = ml_get32(buf + OFF_DEADLINE);
 
-	if (h->type == ML_FT_DATA)
+	if (h->type == ML_FT_DATA || h->type == ML_FT_RDESC)
 		return check_data(h, lim);
 	if (h->flags != 0 || h->deadline_us != 0)
 		return ML_WIRE_EFLAGS;

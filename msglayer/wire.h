@@ -27,6 +27,9 @@ enum ml_frame_type {
 	ML_FT_PONG = 6,
 	ML_FT_CLOSE = 7,
 	ML_FT_AUTH = 8, /* challenge-response after HELLO when the cluster has a key */
+	ML_FT_RDESC = 9, /* a DATA fragment the receiver pulls with RDMA READ: header as DATA,
+	                    payload a descriptor (struct ml_rdesc); only on paths where both
+	                    ends announced ML_HELLO_F_RDMA_READ */
 };
 
 /* DATA flags: the kind of message in the low two bits, then modifiers. */
@@ -105,7 +108,10 @@ enum ml_wire_err ml_frame_decode(const uint8_t *buf, size_t len, const struct ml
  * (bit 3 LZ4, bit 4 zstd), in HELLO and HELLO_ACK alike */
 #define ML_HELLO_F_CODEC_SHIFT 2 /* ML_ACCEPT_* << 2 */
 #define ML_HELLO_F_CODEC_MASK 0x18u
-#define ML_HELLO_FLAGS_KNOWN (ML_HELLO_F_AUTH | ML_HELLO_F_PROTECT_MASK | ML_HELLO_F_CODEC_MASK)
+/* flags bit 5: this end of the path can pull RDESC fragments with RDMA READ */
+#define ML_HELLO_F_RDMA_READ 0x20u
+#define ML_HELLO_FLAGS_KNOWN (ML_HELLO_F_AUTH | ML_HELLO_F_PROTECT_MASK | ML_HELLO_F_CODEC_MASK | \
+			      ML_HELLO_F_RDMA_READ)
 #define ML_HELLO_AUTH_LEN 24  /* key id (8), connector's nonce (16) */
 #define ML_HELLO_MAX (ML_HELLO_LEN + ML_HELLO_AUTH_LEN)
 struct ml_hello {
@@ -144,6 +150,21 @@ struct ml_ack {
 size_t ml_ack_encoded_len(const struct ml_ack *a);
 size_t ml_ack_encode(uint8_t *out, const struct ml_ack *a);
 enum ml_wire_err ml_ack_decode(const uint8_t *p, size_t len, struct ml_ack *a);
+
+/* RDESC payload: where the fragment's bytes are in the sender's registered
+ * memory, on the device of the path it came on. */
+#define ML_RDESC_LEN 16
+struct ml_rdesc {
+	uint64_t addr; /* the sender's virtual address of the fragment's first byte */
+	uint32_t rkey; /* its remote key */
+	uint32_t len;  /* the fragment's length (the header's payload_len is ML_RDESC_LEN) */
+};
+void ml_rdesc_encode(uint8_t out[ML_RDESC_LEN], const struct ml_rdesc *d);
+void ml_rdesc_decode(const uint8_t in[ML_RDESC_LEN], struct ml_rdesc *d);
+/* Whether a fragment of len bytes at h->offset fits h's message and the
+ * limits: what a DATA header's decode checks of its payload, for an RDESC's. */
+enum ml_wire_err ml_wire_check_frag(const struct ml_frame_hdr *h, uint32_t len,
+				    const struct ml_wire_limits *lim);
 
 /* PING/PONG payload: the sender's monotonic time in ns, echoed by PONG. */
 #define ML_PING_LEN 8

@@ -239,7 +239,7 @@ static int rt_pending(int fd)
 	if (!c)
 		return 0;
 	rdma_conn_progress(c);
-	return (int)c->rxq_count;
+	return (int)(c->rxq_count + c->nreads_done);
 }
 
 static ssize_t rt_readv(int fd, const struct iovec *iov, int iovcnt)
@@ -303,6 +303,38 @@ static ssize_t rt_writev(int fd, const struct iovec *iov, int iovcnt)
 	return n;
 }
 
+static int rt_mem_key(int fd, const struct ml_tp_mem *m, uint32_t *rkey)
+{
+	struct rdma_conn *c = conn_of(fd);
+	uint32_t lkey;
+	return c && c->pd ? rdma_mem_key(m, c->dev_slot, &lkey, rkey) : -1;
+}
+
+static int rt_read(int fd, const struct ml_tp_mem *m, void *dst, uint32_t len, uint64_t raddr,
+		   uint32_t rkey, uint64_t cookie)
+{
+	struct rdma_conn *c = conn_of(fd);
+	if (!c)
+		return -1;
+	int rc = rdma_conn_read(c, m, dst, len, raddr, rkey, cookie);
+	rdma_conn_settle(c);
+	return rc;
+}
+
+static unsigned rt_reads_done(int fd, uint64_t *cookies, unsigned max)
+{
+	struct rdma_conn *c = conn_of(fd);
+	if (!c)
+		return 0;
+	rdma_conn_progress(c);
+	unsigned n = c->nreads_done < max ? c->nreads_done : max;
+	memcpy(cookies, c->reads_done, n * sizeof(*cookies));
+	memmove(c->reads_done, c->reads_done + n, (c->nreads_done - n) * sizeof(*cookies));
+	c->nreads_done -= n;
+	rdma_conn_settle(c);
+	return n;
+}
+
 /* The QP's timeouts are fixed when it connects (RDMA_ACK_TIMEOUT_EXP,
  * RDMA_RETRY_COUNT), before the core could set them: both ends must agree
  * on them at connect time, and an accepted QP is already running. */
@@ -334,7 +366,15 @@ static void rt_close(int fd)
 	if (!kind)
 		return;
 	if (*kind == RDMA_KIND_CONN) {
-		rdma_reap((struct rdma_conn *)kind);
+		struct rdma_conn *c = (struct rdma_conn *)kind;
+		/* READs in flight write into the core's buffers, which it reuses
+		 * once the path is closed: the QP stops placing data now, not
+		 * when the reaper gets to it. */
+		if (c->read_inflight && c->id && c->id->qp) {
+			struct ibv_qp_attr a = { .qp_state = IBV_QPS_ERR };
+			ibv_modify_qp(c->id->qp, &a, IBV_QP_STATE);
+		}
+		rdma_reap(c);
 		return;
 	}
 	rdma_fdtab_clear(fd);
@@ -354,6 +394,10 @@ const struct ml_transport_ops ml_rdma_ops = {
 	.readv = rt_readv,
 	.writev = rt_writev,
 	.set_timeouts = rt_set_timeouts,
+	.mem_key = rt_mem_key,
+	.read = rt_read,
+	.reads_done = rt_reads_done,
+	.copies = 1,
 	.inject = rt_inject,
 	.close = rt_close,
 };

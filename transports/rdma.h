@@ -27,6 +27,23 @@
 #define RDMA_CREDIT_RESERVE 1   /* credits data may not use: kept for credit returns */
 #define RDMA_CREDIT_RETURN_AT 16 /* reposted receives that earn a credit-only message */
 #define RDMA_POLL_BATCH 32      /* work completions per ibv_poll_cq */
+/* RDMA READs (zero copy, msglayer/zcopy.c). A connection takes up to
+ * RDMA_READ_DEPTH reads (the core keeps the rest waiting) and posts them as
+ * READ work requests of at most RDMA_READ_CHUNK bytes, with at most
+ * RDMA_READ_INFLIGHT bytes posted and not complete: a READ holds its
+ * send queue until its response is (nearly) in, and the SENDs behind it
+ * (acks, heartbeats) with it. On soft-RoCE the requester stops 128 packets
+ * (128 KiB at MTU 1024) ahead of what completed: with whole 256 KiB
+ * fragments in flight, nothing else went out for hundreds of ms and the
+ * heartbeats declared the paths dead, both ways, over and over (seen in
+ * the VM). 64 KiB leaves half of that window to the SENDs. Hardware has no
+ * such limit: raise these there (doc/rdma.md). READ_WRS is also the QP's
+ * initiator depth and responder resources (within the device's limits). */
+#define RDMA_READ_DEPTH 8
+#define RDMA_READ_CHUNK (32u << 10)
+#define RDMA_READ_INFLIGHT (64u << 10)
+#define RDMA_READ_WRS (RDMA_READ_INFLIGHT / RDMA_READ_CHUNK) /* send queue slots they take */
+#define RDMA_MAX_DEVS 16        /* RDMA devices a process uses at once (rdma_mem.c) */
 /* Address and route resolution, each. Short: rdma_cm can miss an ARP reply
  * that comes before its request is queued (a veth peer answers at once) and
  * then resolves only when this timeout expires; it must stay well inside the
@@ -71,7 +88,8 @@ struct rdma_conn {
 	int rx_noted, tx_noted; /* whether each is readable now */
 	struct rdma_event_channel *ch;
 	struct rdma_cm_id *id;
-	struct ibv_pd *pd;
+	struct ibv_pd *pd;      /* its device's (rdma_mem.c), shared */
+	int dev_slot;           /* that device's slot in rdma_mem.c */
 	struct ibv_comp_channel *cc;
 	struct ibv_cq *cq;
 	struct ibv_mr *mr;
@@ -96,6 +114,19 @@ struct rdma_conn {
 	unsigned credits;               /* receives the peer has posted for us */
 	uint32_t msg_max;               /* bytes per SEND: min of both buffer sizes */
 	uint64_t tx_posted, tx_done;    /* send WRs posted, and known complete */
+
+	/* RDMA READs taken, oldest first (a ring), each posted in chunks; the
+	 * bytes posted and not complete; the cookies of reads completed and not
+	 * yet reported */
+	struct rdma_read {
+		uint64_t cookie, dst, raddr;
+		uint32_t len, rkey, lkey;
+		uint32_t posted, done;       /* bytes */
+	} reads[RDMA_READ_DEPTH];
+	unsigned read_head, nreads;
+	uint32_t read_inflight;
+	uint64_t reads_done[RDMA_READ_DEPTH];
+	unsigned nreads_done;
 	struct rdma_conn *reap_next;    /* rdma_reap.c's queue */
 	double held_since;              /* rdma_reap.c: released, waiting for its port (0: not yet) */
 };
@@ -137,6 +168,22 @@ ssize_t rdma_conn_send(struct rdma_conn *c, const struct iovec *iov, int iovcnt)
 void rdma_conn_consume_head(struct rdma_conn *c);
 /* Post the buffers read through again; a credit-only SEND if enough are owed. */
 void rdma_conn_repost(struct rdma_conn *c);
+
+/* rdma_mem.c: one PD per device, shared by its connections, and the
+ * regions registered with it. rdma_dev_get takes a reference (the first
+ * opens the PD and registers every known region), rdma_dev_put drops it
+ * (the last deregisters them and frees the PD). errno set on failure. */
+struct ml_tp_mem;
+struct ibv_pd *rdma_dev_get(struct ibv_context *verbs, int *slot);
+void rdma_dev_put(int slot);
+/* The keys of region m on device slot: 0, or -1 if not registered there. */
+int rdma_mem_key(const struct ml_tp_mem *m, int slot, uint32_t *lkey, uint32_t *rkey);
+
+/* rdma_io.c: post an RDMA READ of len bytes at the peer's raddr/rkey into
+ * dst (in region m); its cookie comes back through reads_done. 0, or -1
+ * with errno (EAGAIN: every read slot is taken). */
+int rdma_conn_read(struct rdma_conn *c, const struct ml_tp_mem *m, void *dst, uint32_t len,
+		   uint64_t raddr, uint32_t rkey, uint64_t cookie);
 
 /* rdma_reap.c: unhook c now, free it on the reaper thread (which may block). */
 void rdma_reap(struct rdma_conn *c);

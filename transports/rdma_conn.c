@@ -127,16 +127,16 @@ static int setup_verbs(struct rdma_conn *c)
 {
 	struct ibv_context *dev = c->id->verbs;
 	size_t size = (size_t)(RDMA_RX_DEPTH + RDMA_TX_DEPTH) * RDMA_BUF_SIZE;
-	if (!(c->pd = ibv_alloc_pd(dev)) || !(c->cc = ibv_create_comp_channel(dev)) ||
+	if (!(c->pd = rdma_dev_get(dev, &c->dev_slot)) || !(c->cc = ibv_create_comp_channel(dev)) ||
 	    nonblock(c->cc->fd) < 0 ||
-	    !(c->cq = ibv_create_cq(dev, RDMA_RX_DEPTH + RDMA_TX_DEPTH, c, c->cc, 0)) ||
+	    !(c->cq = ibv_create_cq(dev, RDMA_RX_DEPTH + RDMA_TX_DEPTH + RDMA_READ_WRS, c, c->cc, 0)) ||
 	    ibv_req_notify_cq(c->cq, 0) != 0 || watch(c, c->cc->fd) < 0)
 		return -1;
 	struct ibv_qp_init_attr qa = {
 		.send_cq = c->cq,
 		.recv_cq = c->cq,
 		.qp_type = IBV_QPT_RC,
-		.cap = { .max_send_wr = RDMA_TX_DEPTH, .max_recv_wr = RDMA_RX_DEPTH,
+		.cap = { .max_send_wr = RDMA_TX_DEPTH + RDMA_READ_WRS, .max_recv_wr = RDMA_RX_DEPTH,
 			 .max_send_sge = 1, .max_recv_sge = 1 },
 	};
 	if (rdma_create_qp(c->id, c->pd, &qa) != 0)
@@ -168,21 +168,36 @@ static void release_verbs(struct rdma_conn *c)
 		ibv_destroy_comp_channel(c->cc);
 	}
 	if (c->pd)
-		ibv_dealloc_pd(c->pd);
+		rdma_dev_put(c->dev_slot);
 	c->mr = NULL;
 	c->cq = NULL;
 	c->cc = NULL;
 	c->pd = NULL;
 }
 
-static void conn_param(struct rdma_conn_param *p, uint8_t *priv)
+/* The READs in flight each way (zero copy): RDMA_READ_WRS, within what the
+ * device allows (the CM refuses a connection that asks for more). */
+static uint8_t read_depth(struct ibv_context *dev)
 {
+	struct ibv_device_attr a;
+	int d = RDMA_READ_WRS;
+	if (ibv_query_device(dev, &a) == 0) {
+		d = a.max_qp_rd_atom < d ? a.max_qp_rd_atom : d;
+		d = a.max_qp_init_rd_atom < d ? a.max_qp_init_rd_atom : d;
+	}
+	return (uint8_t)d;
+}
+
+static void conn_param(struct rdma_conn *c, struct rdma_conn_param *p, uint8_t *priv)
+{
+	uint8_t depth = read_depth(c->id->verbs);
 	priv_encode(priv);
 	*p = (struct rdma_conn_param){
 		.private_data = priv,
 		.private_data_len = PRIV_LEN,
-		.responder_resources = 1,
-		.initiator_depth = 1,
+		/* Zero copy: the peer READs from us, we READ from it. */
+		.responder_resources = depth,
+		.initiator_depth = depth,
 		.retry_count = RDMA_RETRY_COUNT,
 		.rnr_retry_count = RDMA_RNR_RETRY,
 	};
@@ -250,7 +265,7 @@ int rdma_conn_accept(struct rdma_cm_id *id, const void *priv, size_t priv_len, s
 	c->id = id;
 	id->context = c;
 	peer_posted(c, depth, buf);
-	conn_param(&p, mine);
+	conn_param(c, &p, mine);
 	if (set_ack_timeout(id) != 0 || setup_verbs(c) != 0 || rdma_accept(id, &p) != 0) {
 		int e = errno;
 		rdma_reject(id, NULL, 0);
@@ -282,7 +297,7 @@ static void on_cm_event(struct rdma_conn *c, enum rdma_cm_event_type type, int s
 			rdma_conn_fail(c, errno, "route resolution: %s", strerror(errno));
 		break;
 	case RDMA_CM_EVENT_ROUTE_RESOLVED:
-		conn_param(&p, mine);
+		conn_param(c, &p, mine);
 		if (setup_verbs(c) != 0 || rdma_connect(c->id, &p) != 0)
 			rdma_conn_fail(c, errno, "queue pair or rdma_connect: %s", strerror(errno));
 		else

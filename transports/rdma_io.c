@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #define RECV_WR_BIT (1ull << 63) /* wr_id of a receive: this bit | buffer index */
+#define READ_WR_BIT (1ull << 62) /* wr_id of a READ chunk: this bit | read slot << 32 | bytes */
 
 static uint8_t *rx_buf(struct rdma_conn *c, unsigned i)
 {
@@ -67,11 +68,59 @@ static int wc_errno(enum ibv_wc_status s)
 	}
 }
 
+/* Post READ chunks of the reads taken, oldest first, while fewer than
+ * RDMA_READ_INFLIGHT bytes are posted and not complete. */
+static void read_pump(struct rdma_conn *c)
+{
+	for (unsigned k = 0; k < c->nreads && c->read_inflight < RDMA_READ_INFLIGHT; k++) {
+		unsigned slot = (c->read_head + k) % RDMA_READ_DEPTH;
+		struct rdma_read *r = &c->reads[slot];
+		while (r->posted < r->len && c->read_inflight < RDMA_READ_INFLIGHT) {
+			uint32_t n = r->len - r->posted < RDMA_READ_CHUNK ? r->len - r->posted : RDMA_READ_CHUNK;
+			struct ibv_sge sge = { r->dst + r->posted, n, r->lkey };
+			struct ibv_send_wr wr = {
+				.wr_id = READ_WR_BIT | (uint64_t)slot << 32 | n,
+				.sg_list = &sge,
+				.num_sge = 1,
+				.opcode = IBV_WR_RDMA_READ,
+				.send_flags = IBV_SEND_SIGNALED,
+				.wr.rdma = { .remote_addr = r->raddr + r->posted, .rkey = r->rkey },
+			}, *bad;
+			int rc = ibv_post_send(c->id->qp, &wr, &bad);
+			if (rc) {
+				rdma_conn_fail(c, rc, "ibv_post_send (RDMA READ): %s", strerror(rc));
+				return;
+			}
+			r->posted += n;
+			c->read_inflight += n;
+		}
+	}
+}
+
+/* A READ chunk completed (in posting order, as every send queue entry):
+ * its read is the oldest one not yet done. */
+static void read_chunk_done(struct rdma_conn *c, unsigned slot, uint32_t n)
+{
+	struct rdma_read *r = &c->reads[slot];
+	c->read_inflight -= n;
+	r->done += n;
+	if (r->done == r->len) {
+		c->reads_done[c->nreads_done++] = r->cookie;
+		c->read_head = (c->read_head + 1) % RDMA_READ_DEPTH;
+		c->nreads--;
+	}
+	read_pump(c);
+}
+
 static void on_wc(struct rdma_conn *c, const struct ibv_wc *wc)
 {
 	if (wc->status != IBV_WC_SUCCESS) {
 		rdma_conn_fail(c, wc_errno(wc->status), "work completion: %s (status %d, vendor error 0x%x)",
 			       ibv_wc_status_str(wc->status), wc->status, wc->vendor_err);
+		return;
+	}
+	if (wc->wr_id & READ_WR_BIT) {
+		read_chunk_done(c, (unsigned)(wc->wr_id >> 32) & 0xffff, (uint32_t)wc->wr_id);
 		return;
 	}
 	if (!(wc->wr_id & RECV_WR_BIT)) {
@@ -205,6 +254,30 @@ ssize_t rdma_conn_send(struct rdma_conn *c, const struct iovec *iov, int iovcnt)
 	return (ssize_t)taken;
 }
 
+int rdma_conn_read(struct rdma_conn *c, const struct ml_tp_mem *m, void *dst, uint32_t len,
+		   uint64_t raddr, uint32_t rkey, uint64_t cookie)
+{
+	uint32_t lkey, unused;
+	if (!sendable(c)) {
+		errno = c->err ? c->err : ENOTCONN;
+		return -1;
+	}
+	/* Its completion needs a place in reads_done until the core asks. */
+	if (c->nreads + c->nreads_done >= RDMA_READ_DEPTH || len == 0) {
+		errno = len ? EAGAIN : EINVAL;
+		return -1;
+	}
+	if (rdma_mem_key(m, c->dev_slot, &lkey, &unused) != 0) {
+		errno = EFAULT; /* the destination is not registered with this device */
+		return -1;
+	}
+	unsigned slot = (c->read_head + c->nreads++) % RDMA_READ_DEPTH;
+	c->reads[slot] = (struct rdma_read){ .cookie = cookie, .dst = (uintptr_t)dst, .raddr = raddr,
+					     .len = len, .rkey = rkey, .lkey = lkey };
+	read_pump(c);
+	return 0;
+}
+
 /* Receives read through go back to the queue in one call, and the peer
  * hears of them: with the next SEND, or a credit-only one once enough are
  * owed (it may be waiting for them, with nothing of its own to send). */
@@ -247,7 +320,7 @@ static void note(int fd, int *noted, int want)
 void rdma_conn_settle(struct rdma_conn *c)
 {
 	int ended = c->err || c->eof;
-	note(c->rx_note, &c->rx_noted, c->rxq_count > 0 || ended);
+	note(c->rx_note, &c->rx_noted, c->rxq_count > 0 || c->nreads_done > 0 || ended);
 	note(c->tx_note, &c->tx_noted, c->want_room && (ended || rdma_conn_can_send(c)));
 }
 

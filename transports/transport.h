@@ -15,6 +15,7 @@
 
 #include <netinet/in.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 
@@ -27,6 +28,8 @@ struct ml_endpoint {
 	const char *why;             /* ml_endpoint_parse failed: a static reason, or NULL */
 	char url[96];
 };
+
+struct ml_tp_mem; /* a registered memory region (below) */
 
 /* room_fd's events: the fd it gives is watched for readability or writability. */
 enum { ML_TP_READABLE = 1, ML_TP_WRITABLE = 2 };
@@ -61,10 +64,31 @@ struct ml_transport_ops {
 	 * words (a work completion status, a CM event); NULL: errno says it all.
 	 * Optional (NULL: errno's text). */
 	const char *(*why)(int fd);
+	/* Zero copy (doc/rdma.md), optional: NULL where the transport cannot
+	 * (TCP). mem_key: the remote key of region m on this connection's
+	 * device; 0, or -1 if m is not registered there. read: pull len bytes
+	 * at the peer's raddr/rkey into dst (inside region m); 0, or -1 with
+	 * errno (EAGAIN: no read slot free now; try again after reads_done).
+	 * A read that fails fails the connection (readv reports it); the
+	 * reads in flight then are never reported. reads_done: up to max
+	 * cookies of reads completed since the last call; their bytes are in. */
+	int (*mem_key)(int fd, const struct ml_tp_mem *m, uint32_t *rkey);
+	int (*read)(int fd, const struct ml_tp_mem *m, void *dst, uint32_t len, uint64_t raddr,
+		    uint32_t rkey, uint64_t cookie);
+	unsigned (*reads_done)(int fd, uint64_t *cookies, unsigned max);
+	/* writev and readv copy the bytes through buffers of their own (RDMA's
+	 * registered rings): the core counts them (ml_path_stats.bytes_copied). */
+	int copies;
 	/* Break the connection the way a network fault would (enum ml_fault). */
 	void (*inject)(int fd, int fault);
 	void (*close)(int fd);
 };
+
+/* Memory regions for zero copy (transports/rdma_mem.c): registered with
+ * every RDMA device this process uses, and with those it opens later;
+ * without RDMA only recorded. add: 0 or ML_ENOMEM. Any thread. */
+int ml_tp_mem_add(void *base, size_t len, struct ml_tp_mem **out);
+void ml_tp_mem_del(struct ml_tp_mem *m);
 
 extern const struct ml_transport_ops ml_tcp_ops;
 extern const struct ml_transport_ops ml_rdma_ops;

@@ -55,7 +55,7 @@ static enum ml_wire_err spec_decode(const uint8_t *b, size_t len, const struct m
 		return ML_WIRE_NEED_MORE;
 	if (b[4] != 1)
 		return ML_WIRE_EVERSION;
-	if (b[5] < 1 || b[5] > 8)
+	if (b[5] < 1 || b[5] > 9)
 		return ML_WIRE_ETYPE;
 	size_t hl = ml_get16(b + 8);
 	if (hl < 64 || hl > 1024)
@@ -67,7 +67,7 @@ static enum ml_wire_err spec_decode(const uint8_t *b, size_t len, const struct m
 	unsigned type = b[5], flags = ml_get16(b + 6), kind = flags & 3;
 	uint64_t payload = ml_get32(b + 16), offset = ml_get32(b + 20), ref = ml_get64(b + 48);
 	uint64_t msg_len = ml_get32(b + 56), deadline = ml_get32(b + 60);
-	if (type != ML_FT_DATA)
+	if (type != ML_FT_DATA && type != ML_FT_RDESC)
 		return flags || deadline ? ML_WIRE_EFLAGS
 		       : payload > 4096  ? ML_WIRE_EPAYLOAD : ML_WIRE_OK;
 	/* 4.2: kind 1..3; ABORT only on a response; CANCEL only on an empty
@@ -77,6 +77,8 @@ static enum ml_wire_err spec_decode(const uint8_t *b, size_t len, const struct m
 	    ((flags & 8) && (kind != 3 || msg_len != 0 || ref == 0)) || ((flags & 0x48) == 0x48) ||
 	    (deadline && kind != 1))
 		return ML_WIRE_EFLAGS;
+	if (type == ML_FT_RDESC) /* 4.8: the payload is a 16-byte descriptor */
+		return payload == 16 ? ML_WIRE_OK : ML_WIRE_EPAYLOAD;
 	if (payload > lim->max_frag_payload)
 		return ML_WIRE_EPAYLOAD;
 	if (msg_len > lim->max_msg_size)
@@ -136,6 +138,9 @@ static void check_header(const uint8_t *b, const struct ml_frame_hdr *h,
 		FZ_CHECK(h->payload_len <= lim->max_frag_payload && h->msg_len <= lim->max_msg_size &&
 				 (uint64_t)h->offset + h->payload_len <= h->msg_len,
 			 "DATA header out of its limits");
+	else if (h->type == ML_FT_RDESC)
+		FZ_CHECK(h->payload_len == ML_RDESC_LEN && (h->flags & ML_FLAG_KIND_MASK),
+			 "RDESC header: not a descriptor, or no message kind");
 	else
 		FZ_CHECK(h->payload_len <= ML_WIRE_CTRL_MAX && !h->flags, "control header");
 
@@ -166,7 +171,7 @@ static void check_hello(const uint8_t *p, size_t len)
 	uint8_t enc[ML_HELLO_MAX];
 	size_t n = ml_hello_encode(enc, &h);
 	int auth = ml_get16(p + 30) & 1;
-	unsigned known = ml_get16(p + 30) & 0x1f; /* AUTH, PROTECT, CODECS */
+	unsigned known = ml_get16(p + 30) & 0x3f; /* AUTH, PROTECT, CODECS, RDMA_READ */
 	/* Equal but for the reserved fields and unknown flags, which the
 	 * encoder writes as 0; the authentication block when flagged. */
 	FZ_CHECK(n == (auth ? ML_HELLO_MAX : ML_HELLO_LEN) && memcmp(enc, p, 30) == 0 &&

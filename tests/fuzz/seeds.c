@@ -119,6 +119,17 @@ static void compressed(struct bytes *o, int codec, uint64_t seq, uint32_t len)
 	free(z);
 }
 
+/* A one-way message of len bytes (one fragment) as an RDESC: its bytes in
+ * the sender's registered memory, for the receiver to READ. */
+static void rdesc(struct bytes *o, uint64_t seq, uint32_t len)
+{
+	uint8_t p[ML_RDESC_LEN];
+	ml_rdesc_encode(p, &(struct ml_rdesc){ 0x00007f5a12340000ull, 0x1234, len });
+	struct ml_frame_hdr h = { .type = ML_FT_RDESC, .flags = ML_KIND_ONEWAY, .session = session,
+				  .seq = seq, .tag = 42, .msg_len = len, .payload_len = sizeof(p) };
+	frame(o, &h, p);
+}
+
 static void ack(struct bytes *o, uint64_t cum, const uint64_t (*r)[2], unsigned n)
 {
 	static struct ml_ack a;
@@ -173,6 +184,7 @@ static void wire_seeds(const struct fz_capture *cap)
 	SEED("data-zstd", compressed(&o, ML_CODEC_ZSTD, 7, 4000));
 	SEED("data-stream-chunk", whole(&o, ML_KIND_ONEWAY | ML_FLAG_STREAM, 8, 1, 64));
 	SEED("data-oneway-fragments", message(&o, ML_KIND_ONEWAY, 4, 0, 10000, FZ_HS_FRAG, frags3, 3));
+	SEED("rdesc", rdesc(&o, 9, FZ_HS_FRAG));
 	SEED("ack-cum", ack(&o, 5, NULL, 0));
 	SEED("ack-ranges", ack(&o, 1, three, 3));
 	SEED("ack-64-ranges", ack(&o, 0, many, ML_WIRE_SACK_MAX));

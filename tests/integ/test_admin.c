@@ -483,6 +483,8 @@ static void test_worker_mode(void)
 	CHECK(count(a, "\"state\":\"up\"") == 2 && has(a, url0) && has(a, url1),
 	      "paths in status: %s", a);
 	CHECK(path_is(a, 0, "fault", "null") && path_is(a, 1, "outbound", "true"), "%s", a);
+	/* The copy counters (doc/rdma.md): TCP paths bounce nothing, READ nothing. */
+	CHECK(path_is(a, 0, "bytes_copied", "0,") && path_is(a, 1, "bytes_zcopy", "0,"), "%s", a);
 	free(a);
 	a = ask(path, "version");
 	CHECK(has(a, "{\"ok\":true,\"version\":\"0.1\",\"protocol\":1,"), "version: %s", a);

@@ -366,18 +366,25 @@ static struct ml_peer_stats peer_stats(uint32_t node)
  * 1. garbage and absurd lengths after the handshake
  * ====================================================================== */
 
+/* r, connected as node, sends frame: its path closes for reason. */
+static void bad_frame_on(struct raw *r, uint32_t node, const uint8_t *frame, size_t len,
+			 const char *what, const char *reason)
+{
+	raw_send(r, frame, len);
+	wait_eof(r, what);
+	CHECK(!r->got_close, "%s: CLOSE %d after a protocol error (section 7: none)", what, r->close_status);
+	CHECK(logged("peer ", reason), "%s: no server log line with \"%s\"", what, reason);
+	CHECK(peer_stats(node).msgs_recv == 0, "%s: something was delivered", what);
+	raw_close(r);
+	good_still_served(what);
+}
+
 static void one_bad_frame(unsigned port, uint32_t node, const uint8_t *frame, size_t len,
 			  const char *what, const char *reason)
 {
 	static struct raw r; /* 128 KiB each: not on the stack */
 	raw_connect(&r, port, node);
-	raw_send(&r, frame, len);
-	wait_eof(&r, what);
-	CHECK(!r.got_close, "%s: CLOSE %d after a protocol error (section 7: none)", what, r.close_status);
-	CHECK(logged("peer ", reason), "%s: no server log line with \"%s\"", what, reason);
-	CHECK(peer_stats(node).msgs_recv == 0, "%s: something was delivered", what);
-	raw_close(&r);
-	good_still_served(what);
+	bad_frame_on(&r, node, frame, len, what, reason);
 }
 
 static void test_bad_frames(unsigned port)
@@ -402,8 +409,19 @@ static void test_bad_frames(unsigned port)
 	data_frame(buf, &tmp, ML_KIND_ONEWAY, 1, 4, 0, "abcd", 4);
 	ml_put16(buf + 8, 0xffff); /* hdr_len */
 	one_bad_frame(port, 13, buf, ML_WIRE_HDR_LEN + 4, "hdr_len 0xffff", "header");
-	printf("  bad_frames: garbage, payload_len 1 GiB, msg_len past the limit, hdr_len 0xffff:\n"
-	       "    each closes its path, nothing delivered, the good client still served\n");
+
+	/* An RDMA descriptor on TCP (no RDMA_READ in either hello): a READ of
+	 * the sender's 1 MiB must not even be tried. */
+	raw_connect(&tmp, port, 14);
+	h = (struct ml_frame_hdr){ .type = ML_FT_RDESC, .flags = ML_KIND_ONEWAY, .session = tmp.session,
+				   .seq = 1, .payload_len = ML_RDESC_LEN, .msg_len = 1u << 20 };
+	ml_frame_encode(buf, &h);
+	ml_rdesc_encode(buf + ML_WIRE_HDR_LEN, &(struct ml_rdesc){ 0x10000, 42, 1u << 20 });
+	bad_frame_on(&tmp, 14, buf, ML_WIRE_HDR_LEN + ML_RDESC_LEN, "RDESC on a TCP path",
+		     "RDMA descriptor on a path that cannot carry one");
+	printf("  bad_frames: garbage, payload_len 1 GiB, msg_len past the limit, hdr_len 0xffff,\n"
+	       "    an RDMA descriptor on TCP: each closes its path, nothing delivered, the good client\n"
+	       "    still served\n");
 }
 
 /* ======================================================================

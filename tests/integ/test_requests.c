@@ -17,6 +17,7 @@
  */
 #include "msglayer.h"
 #include "check.h"
+#include "evloop.h"
 
 #include <ev.h>
 #include <math.h>
@@ -29,26 +30,9 @@
 
 static const char *step = "";
 
-static void on_tick(struct ev_loop *l, ev_timer *t, int revents)
-{
-	(void)l;
-	(void)t;
-	(void)revents;
-}
-
-/* Turn the loop until *counter >= n (the library's watchers are unref'd in
- * embedded mode, so a tick keeps ev_run from returning at once). */
 static void run_until_n(struct ev_loop *l, const int *counter, int n)
 {
-	ev_timer tick;
-	ev_timer_init(&tick, on_tick, 0.01, 0.01);
-	ev_timer_start(l, &tick);
-	double deadline = ev_time() + WAIT_S;
-	while (*counter < n) {
-		CHECK(ev_time() < deadline, "timed out waiting for: %s", step);
-		ev_run(l, EVRUN_ONCE);
-	}
-	ev_timer_stop(l, &tick);
+	evloop_until(l, counter, n, WAIT_S, step);
 }
 
 /* ---- the server: what it does with each request depends on the test ---- */

@@ -12,6 +12,7 @@
  */
 #include "msglayer.h"
 #include "check.h"
+#include "evloop.h"
 
 #include <dirent.h>
 #include <ev.h>
@@ -32,26 +33,9 @@ static void on_log(void *arg, int level, const char *text)
 	snprintf(logged + n, sizeof(logged) - n, "%s\n", text);
 }
 
-static void on_tick(struct ev_loop *l, ev_timer *t, int revents)
-{
-	(void)l;
-	(void)t;
-	(void)revents;
-}
-
-/* Turn the loop until *flag (a tick keeps ev_run from returning at once:
- * the library's watchers are unref'd in embedded mode). */
 static void run_until(struct ev_loop *l, const int *flag, const char *what)
 {
-	ev_timer tick;
-	ev_timer_init(&tick, on_tick, 0.01, 0.01);
-	ev_timer_start(l, &tick);
-	double deadline = ev_time() + WAIT_S;
-	while (!*flag) {
-		CHECK(ev_time() < deadline, "timed out waiting for %s", what);
-		ev_run(l, EVRUN_ONCE);
-	}
-	ev_timer_stop(l, &tick);
+	evloop_until(l, flag, 1, WAIT_S, what);
 }
 
 /* Any entry in /sys/class/infiniband: then rdma:// may well work here. */

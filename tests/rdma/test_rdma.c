@@ -15,6 +15,17 @@
  *       meanwhile, path 0 must come back and carry data again; at the end
  *       nothing is lost, nothing completed or served twice. Prints the
  *       detection time and the longest stall.
+ *   --mem registered|plain (either mode)
+ *       Payloads from a region of the client's, answers from one of the
+ *       server's, sent without ML_SEND_COPY: registered with
+ *       ml_mem_register (ML_BUF_MEM: pulled with RDMA READ on RDMA paths),
+ *       or plain memory (DATA frames through the transport's buffers). rr
+ *       then sends 64 KiB, 300000 B and 1 MiB, and checks the copy counters
+ *       of every path at both ends: registered, no byte copied and the
+ *       payloads all moved by READ; plain, every payload byte copied and
+ *       none by READ. Prints the CPU time per MiB moved.
+ *   --size N (failover: request size, default 4096), --load N (failover: N
+ *       requests before the fault, 2N/3 during it, 5N/3 after; default 300)
  *
  * Every wait is for an outcome (a path state, a count) on a condition
  * variable, with a deadline that is a failure. Faults run in this (the test's)
@@ -37,6 +48,9 @@
 #define MAXP 8
 #define MAX_IDS 2000000
 #define UP_WAIT_S 20.0
+#define SLOTS 32
+#define SLOT_SIZE (1u << 20)
+enum { MEM_REGISTERED = 1, MEM_PLAIN = 2 };
 
 static struct {
 	pthread_mutex_t lock;
@@ -57,10 +71,17 @@ static struct {
 	int rr;
 	uint64_t issued, ok, failed, dup, mismatched;
 	uint8_t *done, *served;
+	int mem;                   /* 0: ML_SEND_COPY; MEM_REGISTERED, MEM_PLAIN: from regions */
+	uint32_t size;             /* failover: request size */
+	uint8_t *cli_mem, *srv_mem; /* SLOTS slots of SLOT_SIZE each */
+	ml_mem *cli_reg, *srv_reg;
+	uint8_t cli_busy[SLOTS], srv_busy[SLOTS];
+	uint8_t *slot_of;          /* client: the slot of request id */
 	double last_done, longest_gap, t_gap_end;
 } T = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
 
 static const uint32_t rr_sizes[] = { 64, 4096, 65536, 300000, 1 << 20 };
+static const uint32_t mem_sizes[] = { 65536, 300000, 1 << 20 }; /* all over zcopy_min */
 
 static double now_s(void)
 {
@@ -71,7 +92,11 @@ static double now_s(void)
 
 static uint32_t size_of(uint64_t id)
 {
-	return T.rr ? rr_sizes[id % (sizeof(rr_sizes) / sizeof(rr_sizes[0]))] : 4096;
+	if (!T.rr)
+		return T.size;
+	if (T.mem)
+		return mem_sizes[id % (sizeof(mem_sizes) / sizeof(mem_sizes[0]))];
+	return rr_sizes[id % (sizeof(rr_sizes) / sizeof(rr_sizes[0]))];
 }
 
 /* The payload of request id: its id, then bytes that depend on id and offset. */
@@ -96,7 +121,33 @@ static int check_payload(const uint8_t *p, size_t len, uint64_t id)
 	return 0;
 }
 
+/* A free slot of busy[] (T.lock held), or -1. */
+static int slot_take(uint8_t *busy)
+{
+	for (int i = 0; i < SLOTS; i++)
+		if (!busy[i]) {
+			busy[i] = 1;
+			return i;
+		}
+	return -1;
+}
+
+/* A buffer reference to len bytes at slot i of a region: registered or plain. */
+static struct ml_buf slot_buf(ml_mem *reg, uint8_t *mem, int i, uint32_t len)
+{
+	size_t off = (size_t)i * SLOT_SIZE;
+	return T.mem == MEM_REGISTERED ? ml_buf_mem(reg, off, len) : ml_buf_plain(mem + off, len);
+}
+
 /* ---- server: echo, and count deliveries per id ---- */
+
+static void response_acked(void *arg, int status)
+{
+	(void)status;
+	pthread_mutex_lock(&T.lock);
+	T.srv_busy[(uintptr_t)arg] = 0;
+	pthread_mutex_unlock(&T.lock);
+}
 
 static void serve(void *arg, ml_peer *from, ml_request *req, const struct ml_msg *msg)
 {
@@ -106,9 +157,19 @@ static void serve(void *arg, ml_peer *from, ml_request *req, const struct ml_msg
 	pthread_mutex_lock(&T.lock);
 	if (id < MAX_IDS && T.served[id]++)
 		T.dup++; /* delivered to the application twice */
+	int slot = T.mem ? slot_take(T.srv_busy) : -1;
 	pthread_mutex_unlock(&T.lock);
-	struct ml_buf b = ml_buf_plain(msg->data, msg->len);
-	ml_respond(req, &b, 1, ML_SEND_COPY, NULL, NULL);
+	if (!T.mem) {
+		struct ml_buf b = ml_buf_plain(msg->data, msg->len);
+		ml_respond(req, &b, 1, ML_SEND_COPY, NULL, NULL);
+		return;
+	}
+	/* The answer goes from the server's own region, held until acked. */
+	CHECK(slot >= 0 && msg->len <= SLOT_SIZE, "no free server slot for %zu bytes", msg->len);
+	memcpy(T.srv_mem + (size_t)slot * SLOT_SIZE, msg->data, msg->len);
+	struct ml_buf b = slot_buf(T.srv_reg, T.srv_mem, slot, (uint32_t)msg->len);
+	int rc = ml_respond(req, &b, 1, 0, response_acked, (void *)(uintptr_t)slot);
+	CHECK(rc == ML_OK, "ml_respond: %s", ml_strerror(rc));
 }
 
 /* ---- client: a window of requests, refilled from the completions ---- */
@@ -121,6 +182,8 @@ static void answered(void *arg, int status, const struct ml_msg *resp)
 	double t = now_s();
 	pthread_mutex_lock(&T.lock);
 	T.inflight--;
+	if (T.mem)
+		T.cli_busy[T.slot_of[id]] = 0; /* its request was acked before its answer came */
 	if (T.done[id]++)
 		T.dup++;
 	if (status != ML_OK) {
@@ -147,11 +210,24 @@ static void issue_locked(void)
 	while (T.issuing && T.inflight < T.window && T.issued < MAX_IDS) {
 		uint64_t id = T.issued;
 		uint32_t len = size_of(id);
-		fill(buf, len, id); /* ML_SEND_COPY: buf is free again on return */
 		struct ml_buf b = ml_buf_plain(buf, len);
-		int rc = ml_request_send(T.peer, id, &b, 1, ML_SEND_COPY, answered, (void *)(uintptr_t)id);
-		if (rc == ML_EAGAIN)
+		int slot = -1;
+		if (T.mem) { /* from the client's region, held until the answer */
+			slot = slot_take(T.cli_busy);
+			CHECK(slot >= 0, "no free client slot");
+			fill(T.cli_mem + (size_t)slot * SLOT_SIZE, len, id);
+			b = slot_buf(T.cli_reg, T.cli_mem, slot, len);
+			T.slot_of[id] = (uint8_t)slot;
+		} else {
+			fill(buf, len, id); /* ML_SEND_COPY: buf is free again on return */
+		}
+		int rc = ml_request_send(T.peer, id, &b, 1, T.mem ? 0 : ML_SEND_COPY, answered,
+					 (void *)(uintptr_t)id);
+		if (rc == ML_EAGAIN) {
+			if (slot >= 0)
+				T.cli_busy[slot] = 0;
 			return; /* the window is wider than the peer's queue: a completion refills */
+		}
 		CHECK(rc == ML_OK, "ml_request_send: %s", ml_strerror(rc));
 		T.issued++;
 		T.inflight++;
@@ -252,22 +328,67 @@ static void drain_and_check(void)
 	      T.dup, T.failed, T.mismatched);
 }
 
+static double cpu_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* The copy counters of every path of both ends, summed; and each path's. */
+static void copies(uint64_t *copied, uint64_t *zcopy, int each_zcopy)
+{
+	ml_peer *ends[] = { T.peer, ml_peer_find(T.srv, CLI) };
+	*copied = *zcopy = 0;
+	for (unsigned e = 0; e < 2; e++) {
+		struct ml_path_stats ps[MAXP];
+		unsigned n = MAXP;
+		path_stats(ends[e], ps, &n);
+		for (unsigned i = 0; i < n && i < MAXP; i++) {
+			printf("  %s path %u %s: bytes_copied %" PRIu64 " bytes_zcopy %" PRIu64 "\n",
+			       e ? "server" : "client", i, ps[i].url, ps[i].bytes_copied, ps[i].bytes_zcopy);
+			CHECK(!each_zcopy || ps[i].bytes_zcopy > 0, "path %u moved nothing by READ", i);
+			*copied += ps[i].bytes_copied;
+			*zcopy += ps[i].bytes_zcopy;
+		}
+	}
+}
+
+/* Registered: not a payload byte copied, every one moved by READ (sent
+ * and read: twice per payload, at least). Plain: the reverse. */
+static void check_copies(uint64_t bytes)
+{
+	uint64_t copied, zcopy;
+	copies(&copied, &zcopy, T.mem == MEM_REGISTERED);
+	printf("copies: %" PRIu64 " payload bytes both ways; copied %" PRIu64 ", by READ %" PRIu64 "\n",
+	       bytes, copied, zcopy);
+	if (T.mem == MEM_REGISTERED)
+		CHECK(copied == 0 && zcopy >= 2 * bytes, "registered: copied %" PRIu64 ", by READ %" PRIu64
+		      " (want 0 and >= %" PRIu64 ")", copied, zcopy, 2 * bytes);
+	else
+		CHECK(copied >= 2 * bytes && zcopy == 0, "plain: copied %" PRIu64 ", by READ %" PRIu64
+		      " (want >= %" PRIu64 " and 0)", copied, zcopy, 2 * bytes);
+}
+
 static void scenario_rr(unsigned count)
 {
 	pthread_mutex_lock(&T.lock);
-	double t0 = now_s();
+	double t0 = now_s(), c0 = cpu_s();
 	T.issuing = 1;
 	issue_locked();
 	WAIT_FOR(T.ok + T.failed + T.mismatched >= count, 120, "only %" PRIu64 " of %u requests done",
 		 T.ok, count);
-	double secs = now_s() - t0;
+	double secs = now_s() - t0, cpu = cpu_s() - c0;
 	drain_and_check();
 	pthread_mutex_unlock(&T.lock);
 	uint64_t bytes = 0;
 	for (uint64_t i = 0; i < T.issued; i++)
 		bytes += 2ull * size_of(i);
-	printf("rr: %" PRIu64 " requests of 64 B..1 MiB in %.2f s (%.1f MB/s both ways)\n", T.issued,
-	       secs, bytes / secs / 1e6);
+	printf("rr: %" PRIu64 " requests of %s in %.2f s (%.1f MB/s both ways), CPU %.2f s: "
+	       "%.1f ms per MiB\n", T.issued, T.mem ? "64 KiB..1 MiB" : "64 B..1 MiB", secs,
+	       bytes / secs / 1e6, cpu, cpu * 1e3 / (bytes / 1048576.0));
+	if (T.mem)
+		check_copies(bytes);
 	struct ml_path_stats ps[MAXP];
 	unsigned n = MAXP;
 	path_stats(T.peer, ps, &n);
@@ -278,12 +399,13 @@ static void scenario_rr(unsigned count)
 	}
 }
 
-static void scenario_failover(const char *fault, const char *clear, const char *expect)
+static void scenario_failover(const char *fault, const char *clear, const char *expect,
+			      unsigned load)
 {
 	pthread_mutex_lock(&T.lock);
 	T.issuing = 1;
 	issue_locked();
-	WAIT_FOR(T.ok >= 300, 60, "the load does not start (%" PRIu64 " done)", T.ok);
+	WAIT_FOR(T.ok >= load, 60, "the load does not start (%" PRIu64 " done)", T.ok);
 	CHECK(frames_sent(0) > 0, "path 0 carried nothing before the fault");
 	pthread_mutex_unlock(&T.lock);
 
@@ -299,7 +421,7 @@ static void scenario_failover(const char *fault, const char *clear, const char *
 	      T.down_reason, expect);
 	uint64_t ok_at_down = T.ok;
 	/* The others carry the load meanwhile: a second's worth, at least. */
-	WAIT_FOR(T.ok >= ok_at_down + 200, 30, "requests stopped while path 0 was down (%" PRIu64
+	WAIT_FOR(T.ok >= ok_at_down + 2 * load / 3, 30, "requests stopped while path 0 was down (%" PRIu64
 		 " since)", T.ok - ok_at_down);
 	uint64_t during = T.ok - ok_at_down;
 	pthread_mutex_unlock(&T.lock);
@@ -316,11 +438,26 @@ static void scenario_failover(const char *fault, const char *clear, const char *
 	uint64_t sent_back = frames_sent(0);
 	pthread_mutex_lock(&T.lock);
 	uint64_t ok_back = T.ok;
-	WAIT_FOR(T.ok >= ok_back + 500, 60, "the load stalled after path 0 came back");
+	WAIT_FOR(T.ok >= ok_back + 5 * load / 3, 60, "the load stalled after path 0 came back");
 	pthread_mutex_unlock(&T.lock);
 	CHECK(frames_sent(0) > sent_back, "path 0 carries no data since it came back");
 	pthread_mutex_lock(&T.lock);
 	drain_and_check();
+	pthread_mutex_unlock(&T.lock);
+	if (T.mem == MEM_REGISTERED) {
+		/* What was in flight on path 0 went again elsewhere (as RDESC on
+		 * RDMA, as DATA on TCP); never through a bounce buffer. */
+		struct ml_path_stats ps[MAXP];
+		unsigned n = MAXP;
+		uint64_t copied, zcopy;
+		path_stats(T.peer, ps, &n);
+		printf("failover: path 0 had %" PRIu64 " fragments in flight when it failed, %" PRIu64
+		       " resent\n", ps[0].frames_failed_inflight, ps[0].frames_resent);
+		copies(&copied, &zcopy, 0);
+		CHECK(copied == 0 && zcopy > 0, "registered: copied %" PRIu64 ", by READ %" PRIu64, copied,
+		      zcopy);
+	}
+	pthread_mutex_lock(&T.lock);
 	printf("failover: the fault command ran %.3f s; path 0 down %.3f s after it started "
 	       "(%.3f s after it returned; server side %.3f s) for \"%s\"; %" PRIu64
 	       " requests completed on the other path meanwhile; back %.3f s after the clear; "
@@ -335,14 +472,15 @@ static void usage(void)
 {
 	fprintf(stderr, "usage: test_rdma rr|failover --listen URL... --peer URL... [--count N]\n"
 			"                 [--fault CMD --clear CMD [--expect-reason TEXT]]\n"
-			"                 [--path-down S]\n");
+			"                 [--path-down S] [--mem registered|plain] [--size N] [--load N]\n");
 	exit(2);
 }
 
 int main(int argc, char **argv)
 {
 	const char *listen[MAXP], *peers[MAXP], *fault = NULL, *clear = NULL, *expect = NULL;
-	unsigned nl = 0, np = 0, count = 500;
+	unsigned nl = 0, np = 0, count = 500, load = 300;
+	T.size = 4096;
 	double path_down = 0;
 	if (argc < 2 || argc % 2 != 0) /* a mode, then options with a value each */
 		usage();
@@ -364,6 +502,15 @@ int main(int argc, char **argv)
 			count = (unsigned)atoi(argv[i + 1]);
 		else if (!strcmp(argv[i], "--path-down"))
 			path_down = atof(argv[i + 1]);
+		else if (!strcmp(argv[i], "--mem") && !strcmp(argv[i + 1], "registered"))
+			T.mem = MEM_REGISTERED;
+		else if (!strcmp(argv[i], "--mem") && !strcmp(argv[i + 1], "plain"))
+			T.mem = MEM_PLAIN;
+		else if (!strcmp(argv[i], "--size") && atoi(argv[i + 1]) > 8 &&
+			 atoi(argv[i + 1]) <= (int)SLOT_SIZE)
+			T.size = (uint32_t)atoi(argv[i + 1]);
+		else if (!strcmp(argv[i], "--load") && atoi(argv[i + 1]) >= 3)
+			load = (unsigned)atoi(argv[i + 1]);
 		else
 			usage();
 	}
@@ -373,7 +520,10 @@ int main(int argc, char **argv)
 	T.window = T.rr ? 4 : 16;
 	T.done = calloc(MAX_IDS, 1);
 	T.served = calloc(MAX_IDS, 1);
-	CHECK(T.done && T.served, "out of memory");
+	T.slot_of = calloc(MAX_IDS, 1);
+	T.cli_mem = malloc((size_t)SLOTS * SLOT_SIZE);
+	T.srv_mem = malloc((size_t)SLOTS * SLOT_SIZE);
+	CHECK(T.done && T.served && T.slot_of && T.cli_mem && T.srv_mem, "out of memory");
 
 	struct ml_config cfg;
 	ml_config_init(&cfg);
@@ -393,6 +543,14 @@ int main(int argc, char **argv)
 	cfg.cb_arg = &T.cli;
 	cfg.path_down_s = path_down;
 	CHECK(ml_ctx_create(&cfg, &T.cli) == ML_OK, "client context");
+	/* Registered before any path is up: the devices, opened by the first
+	 * connections, register them then. */
+	if (T.mem == MEM_REGISTERED) {
+		CHECK(ml_mem_register(T.cli, T.cli_mem, (size_t)SLOTS * SLOT_SIZE, &T.cli_reg) == ML_OK,
+		      "client region");
+		CHECK(ml_mem_register(T.srv, T.srv_mem, (size_t)SLOTS * SLOT_SIZE, &T.srv_reg) == ML_OK,
+		      "server region");
+	}
 	int rc = ml_peer_add(T.cli, SRV, peers, np, &T.peer);
 	CHECK(rc == ML_OK, "ml_peer_add: %s", ml_strerror(rc));
 
@@ -402,11 +560,16 @@ int main(int argc, char **argv)
 	if (T.rr)
 		scenario_rr(count);
 	else
-		scenario_failover(fault, clear, expect);
+		scenario_failover(fault, clear, expect, load);
 	ml_ctx_destroy(T.cli);
 	ml_ctx_destroy(T.srv);
+	ml_mem_unregister(T.cli_reg);
+	ml_mem_unregister(T.srv_reg);
 	free(T.done);
 	free(T.served);
+	free(T.slot_of);
+	free(T.cli_mem);
+	free(T.srv_mem);
 	printf("PASS test_rdma %s\n", argv[1]);
 	return 0;
 }

@@ -89,7 +89,7 @@ KEY_ID="01 02 03 04 05 06 07 08"
 pkt good I "$(frame type=1 payload="$(hello 2 1 0x1111 3 1 "$KEY_ID" "$(zeros 15) 99")")"
 pkt good O "$(frame type=8 payload="$(challenge 0)")"
 pkt good I "$(frame type=8 payload="$(zeros 31) bb")"
-pkt good O "$(frame type=2 payload="$(hello 1 2 0x2222 3 0x18)")"
+pkt good O "$(frame type=2 payload="$(hello 1 2 0x2222 3 0x38)")"   # LZ4, zstd, RDMA_READ
 # Section 10's request, in two segments.
 read -ra REQ <<<"$(frame type=3 flags=1 session=$S seq=1 tag=42 msg_len=5 payload="$(hexof hello)")"
 pkt good I "${REQ[@]:0:40}"
@@ -106,6 +106,9 @@ pkt good O "$(frame type=6 session=$S payload="$(le 1000000 8)")"
 pkt good I "$(frame type=5 session=$S hdr_len=80 payload="$(le 2000000 8)")"
 pkt good O "$(frame type=7 payload="$(le -16 4) $(hexof 'wrong node')")"
 pkt good I "$(frame type=3 flags=0x43 session=$S seq=4 ref=2 msg_len=3 payload="$(hexof abc)")"
+# An RDESC (4.8): the second fragment of a one-way message, to be pulled by RDMA READ.
+pkt good I "$(frame type=9 flags=3 session=$S seq=5 tag=11 offset=262144 msg_len=300000 \
+	payload="$(le 0x7f0012340000 8) $(le 0xa1b2 4) $(le 37856 4)")"
 
 # ---- one broken frame per segment, on port 45678 (found by the heuristic);
 # the session field names the case ----
@@ -116,7 +119,7 @@ pkt bad I "$(frame type=5 flags=1 session=0xb4 payload="$(zeros 8)")"
 pkt bad I "$(frame type=5 session=0xb5 crc=bad payload="$(zeros 8)")"
 pkt bad I "$(frame type=7 session=0xb6 payload="$(le -9 4) $(zeros 4996)")"
 pkt bad I "$(frame type=1 session=0xb7 payload="$(hello 0 1 0x1111 0 0)")"
-pkt bad I "$(frame type=9 session=0xb8)"
+pkt bad I "$(frame type=10 session=0xb8)"
 pkt bad I "$(frame type=3 flags=3 session=0xb9 seq=1 deadline_us=10)"
 pkt bad I "$(frame type=4 session=0xba payload="$(le 5 8) $(le 65 4) $(zeros 4)")"
 pkt bad I "$(frame type=5 version=2 session=0xbb payload="$(zeros 8)")"
@@ -126,6 +129,7 @@ pkt bad I "$(frame type=3 flags=0x31 session=0xbe seq=1 msg_len=8 payload="$(zer
 pkt bad I "$(frame type=1 session=0xbf payload="$(hello 2 1 0x1111 0 2)")"
 pkt bad I "$(frame type=3 flags=0x4b session=0xc0 seq=1 ref=1)"   # STREAM with CANCEL
 pkt bad I "$(frame type=3 flags=0x83 session=0xc1 seq=1)"         # bit 7
+pkt bad I "$(frame type=9 flags=3 session=0xc2 seq=1 msg_len=100 payload="$(zeros 15)")"  # RDESC of 15 bytes
 # ---- a path protected with mac (5.2): after the handshake, records whose
 # bodies are frames in the clear, cut anywhere; and one with encrypt ----
 pkt mac I "$(frame type=1 payload="$(hello 2 1 0x3333 0 0x1b "$KEY_ID" "$(zeros 16)")")"
@@ -178,9 +182,13 @@ if grep -q "Lua Error" "$WORK/decoded.txt" "$WORK/tshark.err"; then
 fi
 G="tcp.port == 45679"
 same "frames with expert errors or warnings" "$(fields "$G && _ws.expert.severity >= warning" frame.number)" ""
-same "types in order" "$(fields "$G && msglayer" msglayer.type | tr '\n' ' ')" "1 8 8 2 3 4,3 3 3 3 5 6 5 7 3 "
-same "CRCs good" "$(fields "$G && msglayer" msglayer.hdr_crc.status | tr ',' '\n' | sort | uniq -c | tr -s ' ')" " 15 1"
+same "types in order" "$(fields "$G && msglayer" msglayer.type | tr '\n' ' ')" "1 8 8 2 3 4,3 3 3 3 5 6 5 7 3 9 "
+same "CRCs good" "$(fields "$G && msglayer" msglayer.hdr_crc.status | tr ',' '\n' | sort | uniq -c | tr -s ' ')" " 16 1"
 same "stream chunk" "$(info "$G && msglayer.flags.stream == 1")" "DATA one-way seq=4 tag=0 STREAM chunk=2 len=3"
+same "RDESC" "$(fields "$G && msglayer.type == 9" msglayer.rdesc.addr msglayer.rdesc.rkey msglayer.rdesc.len \
+	msglayer.fragment_of)" "0x00007f0012340000 0x0000a1b2 37856 5"
+same "RDESC info" "$(info "$G && msglayer.type == 9")" \
+	"RDESC one-way seq=5 tag=11 frag 262144+37856/300000 rkey=0xa1b2"
 same "section 10's CRCs" "$(fields "$G && msglayer.tag == 42" msglayer.hdr_crc | tr ',' '\n' |
 	grep -c -e '^0xe98bde60$' -e '^0x6f73906b$')" 2
 same "section 10's request, reassembled" "$(fields "$G && msglayer.flags.kind == 1 && msglayer.tag == 42" \
@@ -191,7 +199,7 @@ same "HELLO" "$(fields "$G && msglayer.type == 1" msglayer.hello.node_id msglaye
 	msglayer.hello.window)" "2 1 0x0000000000001111 3 1 0102030405060708 1024"
 same "HELLO_ACK" "$(fields "$G && msglayer.type == 2" msglayer.hello.node_id msglayer.hello.dest_node_id \
 	msglayer.hello.flags.auth msglayer.hello.flags.protect msglayer.hello.flags.lz4 msglayer.hello.flags.zstd \
-	msglayer.hello.key_id)" "1 2 0 0 1 1"
+	msglayer.hello.flags.rdma_read msglayer.hello.key_id)" "1 2 0 0 1 1 1"
 same "AUTH" "$(fields "$G && msglayer.type == 8" msglayer.auth.role msglayer.auth.protect msglayer.auth.nonce)" \
 	"challenge (acceptor) 0 00000000000000000000000000000000
 proof (connector)"
@@ -199,7 +207,7 @@ same "ACK" "$(fields "$G && msglayer.type == 4" msglayer.ack.cum msglayer.ack.nr
 	msglayer.ack.range.start msglayer.ack.range.end)" "1 2 3,7 4,7"
 same "response" "$(fields "$G && msglayer.flags.kind == 2 && msglayer.flags.abort == 0" msglayer.ref \
 	msglayer.msg_len msglayer.payload)" "1 2 6f6b"
-same "fragment" "$(fields "$G && msglayer.fragment_of" msglayer.fragment_of msglayer.offset \
+same "fragment" "$(fields "$G && msglayer.fragment_of && msglayer.type == 3" msglayer.fragment_of msglayer.offset \
 	msglayer.deadline_us)" "2 4096 5000"
 grep -q "Fragment of message seq: 2 (bytes 4096..4105 of 4106)" "$WORK/decoded.txt" ||
 	fail "the fragment is not described"
@@ -227,14 +235,14 @@ same "EFLAGS" "$(expert msglayer.bad_flags)" \
 	"0x00000000000000b2 0x00000000000000b4 0x00000000000000b9 0x00000000000000be 0x00000000000000c0 0x00000000000000c1 "
 same "EFRAGMENT" "$(expert msglayer.bad_fragment)" "0x00000000000000b3 "
 same "ECRC" "$(expert msglayer.bad_crc)" "0x00000000000000b5 "
-same "EPAYLOAD" "$(expert msglayer.bad_payload_len)" "0x00000000000000b6 "
+same "EPAYLOAD" "$(expert msglayer.bad_payload_len)" "0x00000000000000b6 0x00000000000000c2 "
 same "ETYPE" "$(expert msglayer.bad_type)" "0x00000000000000b8 "
 same "EVERSION" "$(expert msglayer.bad_version)" "0x00000000000000bb "
 same "unused field not 0" "$(fields "tcp.port == 45678 && msglayer.unused_not_zero" msglayer.session \
 	msglayer.seq)" "0x00000000000000bd 5"
 same "EHDRLEN" "$(fields "tcp.port == 45678 && msglayer.bad_hdr_len" msglayer.hdr_len)" "40"
 same "broken frames with an error" "$(fields "tcp.port == 45678 && _ws.expert.severity == error" \
-	frame.number | wc -l)" 16
+	frame.number | wc -l)" 17
 same "junk, then a frame" "$(info "tcp.port == 7401 && msglayer.bad_magic")" \
 	"not a msglayer frame | PING t=3000000"
 

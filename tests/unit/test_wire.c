@@ -281,7 +281,7 @@ static void test_unknown_type(void **state)
 {
 	(void)state;
 	struct ml_frame_hdr h = ctrl_hdr(ML_FT_PING);
-	static const uint8_t bad[] = { 0, ML_FT_AUTH + 1, 255 };
+	static const uint8_t bad[] = { 0, ML_FT_RDESC + 1, 255 };
 	for (unsigned i = 0; i < sizeof(bad); i++)
 		assert_int_equal(decode_with_byte(&h, 5, bad[i]), ML_WIRE_ETYPE);
 }
@@ -513,6 +513,35 @@ static enum ml_wire_err hello_round(const struct ml_hello *in, struct ml_hello *
 	return ml_hello_decode(buf, n, out);
 }
 
+/* RDESC: a DATA header whose payload is a 16-byte descriptor; the
+ * fragment it describes is checked against the message like DATA's. */
+static void test_rdesc(void **state)
+{
+	(void)state;
+	struct ml_frame_hdr h = data_hdr(ML_KIND_REQUEST);
+	h.type = ML_FT_RDESC;
+	h.payload_len = ML_RDESC_LEN;
+	check_round_trip(&h);
+	h.payload_len = 1000;
+	assert_int_equal(encode_decode(&h, &lim), ML_WIRE_EPAYLOAD);
+	h.payload_len = ML_RDESC_LEN;
+	h.flags = 0;
+	assert_int_equal(encode_decode(&h, &lim), ML_WIRE_EFLAGS);
+
+	struct ml_rdesc in = { 0x00007f0011223344ull, 0xa1b2c3d4u, 262144 }, out;
+	uint8_t buf[ML_RDESC_LEN];
+	ml_rdesc_encode(buf, &in);
+	assert_int_equal(ml_get32(buf + 12), 262144); /* little-endian, addr first */
+	ml_rdesc_decode(buf, &out);
+	assert_true(out.addr == in.addr && out.rkey == in.rkey && out.len == in.len);
+
+	h = data_hdr(ML_KIND_REQUEST); /* offset 262144 of 300000 */
+	assert_int_equal(ml_wire_check_frag(&h, 300000 - 262144, &lim), ML_WIRE_OK);
+	assert_int_equal(ml_wire_check_frag(&h, 300000 - 262144 + 1, &lim), ML_WIRE_EFRAGMENT);
+	assert_int_equal(ml_wire_check_frag(&h, 0, &lim), ML_WIRE_EFRAGMENT);
+	assert_int_equal(ml_wire_check_frag(&h, 0xffffffffu, &lim), ML_WIRE_EPAYLOAD);
+}
+
 static void test_hello_round_trip(void **state)
 {
 	(void)state;
@@ -522,12 +551,12 @@ static void test_hello_round_trip(void **state)
 	in.pad = 0xffffffff;
 	assert_int_equal(hello_round(&in, &out), ML_WIRE_OK);
 	assert_hello_equal(&out, &in);
-	assert_int_equal(out.flags, ML_HELLO_F_CODEC_MASK);
+	assert_int_equal(out.flags, ML_HELLO_F_CODEC_MASK | ML_HELLO_F_RDMA_READ);
 	assert_int_equal(out.pad, 0);
 
 	uint8_t buf[ML_HELLO_MAX];
 	assert_int_equal(ml_hello_encode(buf, &in), ML_HELLO_LEN);
-	assert_int_equal(ml_get16(buf + 30), ML_HELLO_F_CODEC_MASK);
+	assert_int_equal(ml_get16(buf + 30), ML_HELLO_F_CODEC_MASK | ML_HELLO_F_RDMA_READ);
 	assert_int_equal(ml_get32(buf + 44), 0);
 }
 
@@ -837,6 +866,7 @@ int main(void)
 		cmocka_unit_test(test_empty_fragment_only_for_empty_message),
 		cmocka_unit_test(test_longer_header_is_skipped),
 		cmocka_unit_test(test_longer_header_extra_bytes_are_crc_protected),
+		cmocka_unit_test(test_rdesc),
 		cmocka_unit_test(test_hello_round_trip),
 		cmocka_unit_test(test_hello_auth_block),
 		cmocka_unit_test(test_hello_ack_round_trip),

@@ -22,7 +22,8 @@ local CTRL_MAX = 4096   -- longest payload of every type but DATA
 local SACK_MAX = 64     -- ranges in one ACK
 local PREFIX = 20       -- header bytes that tell a frame's length (payload_len ends at 20)
 
-local T = { HELLO = 1, HELLO_ACK = 2, DATA = 3, ACK = 4, PING = 5, PONG = 6, CLOSE = 7, AUTH = 8 }
+local T = { HELLO = 1, HELLO_ACK = 2, DATA = 3, ACK = 4, PING = 5, PONG = 6, CLOSE = 7, AUTH = 8,
+	RDESC = 9 }
 local TYPE_NAMES = {}
 for name, v in pairs(T) do TYPE_NAMES[v] = name end
 
@@ -33,7 +34,9 @@ local KIND_MASK, FLAG_ABORT, FLAG_CANCEL = 0x3, 0x4, 0x8
 local FLAG_CODEC, FLAG_STREAM, FLAGS_UNKNOWN = 0x30, 0x40, 0xff80
 local CODEC_NAMES = { [0] = "none", [1] = "lz4", [2] = "zstd", [3] = "invalid (3)" }
 local HELLO_F_AUTH, HELLO_F_PROTECT, HELLO_F_LZ4, HELLO_F_ZSTD = 0x1, 0x6, 0x8, 0x10
-local HELLO_F_UNKNOWN = 0xffe0
+local HELLO_F_RDMA_READ = 0x20   -- this end can pull RDESC fragments (4.1, 4.8)
+local HELLO_F_UNKNOWN = 0xffc0
+local RDESC_LEN = 16
 local PROTECT_NAMES = { [0] = "none", [1] = "mac", [2] = "encrypt", [3] = "invalid (3)" }
 local AUTH_CHALLENGE, AUTH_PROOF = 52, 32
 local RECORD_MAX, TAG_LEN = 16384, 16   -- sealed records (5.2)
@@ -90,6 +93,11 @@ local f = {
 	orig_len = ProtoField.uint32("msglayer.orig_len", "Original length (before compression)"),
 	abort_reason = ProtoField.string("msglayer.abort_reason", "Abort reason"),
 
+	-- RDESC (4.8): where the fragment's bytes are, for an RDMA READ
+	rdesc_addr = ProtoField.uint64("msglayer.rdesc.addr", "Sender's address", base.HEX),
+	rdesc_rkey = ProtoField.uint32("msglayer.rdesc.rkey", "Remote key", base.HEX),
+	rdesc_len = ProtoField.uint32("msglayer.rdesc.len", "Fragment length"),
+
 	-- HELLO, HELLO_ACK (4.1)
 	hello_node_id = ProtoField.uint32("msglayer.hello.node_id", "Node id"),
 	hello_dest_node_id = ProtoField.uint32("msglayer.hello.dest_node_id", "Destination node id"),
@@ -105,6 +113,8 @@ local f = {
 		PROTECT_NAMES, HELLO_F_PROTECT),
 	hello_flags_lz4 = ProtoField.bool("msglayer.hello.flags.lz4", "CODECS: LZ4", 16, nil, HELLO_F_LZ4),
 	hello_flags_zstd = ProtoField.bool("msglayer.hello.flags.zstd", "CODECS: zstd", 16, nil, HELLO_F_ZSTD),
+	hello_flags_rdma_read = ProtoField.bool("msglayer.hello.flags.rdma_read", "RDMA_READ", 16, nil,
+		HELLO_F_RDMA_READ),
 	hello_flags_unknown = ProtoField.uint16("msglayer.hello.flags.unknown", "Unknown flags", base.HEX,
 		nil, HELLO_F_UNKNOWN),
 	hello_max_frag = ProtoField.uint32("msglayer.hello.max_frag_payload", "Max fragment payload"),
@@ -272,7 +282,7 @@ end
 -- A field added by a newer version goes here with its offset (>= 64): it is
 -- shown when the frame's hdr_len holds it.
 
-local DATA_ONLY = { [T.DATA] = true }
+local DATA_ONLY = { [T.DATA] = true, [T.RDESC] = true }   -- DATA's header fields
 local HDR_FIELDS = {
 	{ off = 16, len = 4, pf = f.payload_len },
 	{ off = 20, len = 4, pf = f.offset, types = DATA_ONLY },
@@ -332,7 +342,7 @@ local function dissect_header(tvb, ht, h)
 	if h.version ~= 1 then vt:add_proto_expert_info(e.version) end
 	local tt = ht:add(f.type, tvb(5, 1))
 	if not TYPE_NAMES[h.type] then tt:add_proto_expert_info(e.type) end
-	if h.type == T.DATA then
+	if DATA_ONLY[h.type] then
 		dissect_data_flags(tvb, ht, h)
 	else
 		local ft = ht:add_le(f.flags, tvb(6, 2))
@@ -365,7 +375,7 @@ local function dissect_header(tvb, ht, h)
 			end
 		end
 	end
-	if h.type ~= T.DATA and h.deadline_us ~= 0 then
+	if not DATA_ONLY[h.type] and h.deadline_us ~= 0 then
 		ht:add_proto_expert_info(e.flags, "deadline_us must be 0 outside a DATA request (EFLAGS)")
 	end
 	if h.hdr_len > HDR_V1 then ht:add(f.hdr_ext, tvb(HDR_V1, h.hdr_len - HDR_V1)) end
@@ -403,6 +413,7 @@ local function dissect_hello(p, t, h, pinfo)
 	ft:add_le(f.hello_flags_protect, p(30, 2))
 	ft:add_le(f.hello_flags_lz4, p(30, 2))
 	ft:add_le(f.hello_flags_zstd, p(30, 2))
+	ft:add_le(f.hello_flags_rdma_read, p(30, 2))
 	ft:add_le(f.hello_flags_unknown, p(30, 2))
 	t:add_le(f.hello_max_frag, p(32, 4))
 	t:add_le(f.hello_max_msg, p(36, 4))
@@ -501,6 +512,22 @@ local function dissect_data(p, t, h, pinfo)
 		return info .. " len=" .. h.msg_len
 	end
 	return info .. string.format(" frag %d+%d/%d", h.offset, h.payload_len, h.msg_len)
+end
+
+-- 4.8: a DATA fragment whose bytes the receiver pulls with RDMA READ; the
+-- fragment it describes is checked as DATA's payload is.
+local function dissect_rdesc(p, t, h, pinfo)
+	if h.payload_len ~= RDESC_LEN then
+		t:add_proto_expert_info(e.payload, "An RDESC payload is 16 bytes (EPAYLOAD)")
+		return "(not a descriptor)"
+	end
+	t:add_le(f.rdesc_addr, p(0, 8))
+	t:add_le(f.rdesc_rkey, p(8, 4))
+	t:add_le(f.rdesc_len, p(12, 4))
+	local d = {}   -- the header as DATA's, with the described fragment's length
+	for k, v in pairs(h) do d[k] = v end
+	d.payload_len = p(12, 4):le_uint()
+	return dissect_data(p(0, 0), t, d, pinfo) .. string.format(" rkey=0x%x", p(8, 4):le_uint())
 end
 
 -- 4.3, with the decoder's range rules.
@@ -630,6 +657,7 @@ local TYPES = {
 	[T.PONG] = { body = dissect_ping, max = CTRL_MAX },
 	[T.CLOSE] = { body = dissect_close, max = CTRL_MAX },
 	[T.AUTH] = { body = dissect_auth, max = CTRL_MAX },
+	[T.RDESC] = { body = dissect_rdesc },
 }
 
 ---------------------------------------------------------------------------
