@@ -4,7 +4,7 @@
 # traffic can be tested on a host whose own kernel has no RDMA support.
 # Adapted from the measured recipe of ../shared/reference/rdma-vm.md (the
 # project's own): what changed is the work dir (under build/), a leaner
-# package set (no perftest) and `make rdma-vm-test` as its caller
+# package set (no perftest) and `make check-rdma` as its caller
 # (tests/rdma/vm-test.sh). doc/rdma.md says how to use it.
 #
 #   rdmavm.sh [options] [--] 'shell command to run inside the VM'

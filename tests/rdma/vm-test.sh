@@ -1,5 +1,5 @@
 #!/bin/bash
-# vm-test.sh - `make rdma-vm-test`: boot the soft-RoCE VM (rdmavm.sh) with the
+# vm-test.sh - `make check-rdma`: boot the soft-RoCE VM (rdmavm.sh) with the
 # freshly built test_rdma and ml-perf, run vm-inner.sh inside, and pass its
 # output and exit status back. Root (it may install qemu-system-x86 and cpio).
 #   BIN, TESTS  where ml-perf and test_rdma are (build/bin, build/tests)
