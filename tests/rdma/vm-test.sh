@@ -6,8 +6,9 @@
 #   RDMAVM_WORK the download and image cache (build/rdmavm)
 #   RDMA_VM_QUICK=1  the short version (CI): no ml-perf figures, fewer requests
 # A VM that reports no exit status (it hit its time limit, or its kernel
-# stalled: the emulated machine is at the mercy of a busy host) is booted
-# once more; a test that failed is not.
+# stalled or locked up: the emulated machine is at the mercy of a busy host,
+# and soft-RoCE's kernel code is not at its best under TCG) is booted once
+# more; a test that failed is not.
 set -euo pipefail
 here=$(dirname "$0")
 BIN=${BIN:-build/bin} TESTS=${TESTS:-build/tests}
