@@ -590,7 +590,7 @@ static void pump(struct ml_peer *p)
 		window = p->peer_window;
 	if (!p->peer_inc)
 		return; /* fragment size and window come with the first handshake */
-	int chunk_waits = chunk_waits_for_room(p);
+	int chunk_waits = -1; /* not looked at yet: most flushes carry no chunk */
 	struct ml_msg_out *m, *next;
 	cds_list_for_each_entry_safe(m, next, &p->waitq, link) {
 		if (p->next_seq - p->oldest_unacked >= window)
@@ -598,6 +598,8 @@ static void pump(struct ml_peer *p)
 		if (p->inflight_bytes && p->inflight_bytes + m->len > cfg->max_inflight_bytes)
 			break;
 		if (ml_msg_is_chunk(m)) {
+			if (chunk_waits < 0)
+				chunk_waits = chunk_waits_for_room(p);
 			if (chunk_waits)
 				continue;
 			chunk_waits = 1;
@@ -879,9 +881,6 @@ static struct ml_reasm *reasm_take(struct ml_peer *p, uint64_t seq, uint32_t msg
 	return r;
 }
 
-/* A finished reassembly: kept for the next, within bounds, or freed. What
- * is kept stays within max_reasm_bytes too, so that a peer can make us hold
- * at most twice what its reassemblies may. */
 static void reasm_free_now(struct ml_reasm *r)
 {
 	ml_tp_mem_del(r->mem);
@@ -889,6 +888,9 @@ static void reasm_free_now(struct ml_reasm *r)
 	free(r);
 }
 
+/* A finished reassembly: kept for the next, within bounds, or freed. What
+ * is kept stays within max_reasm_bytes too, so that a peer can make us hold
+ * at most twice what its reassemblies may. */
 static void reasm_give(struct ml_peer *p, struct ml_reasm *r)
 {
 	if (ml_zc_reasm_keep(p, r))
