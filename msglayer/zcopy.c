@@ -155,22 +155,30 @@ int ml_zc_reasm_keep(struct ml_peer *p, struct ml_reasm *r)
 	return 1;
 }
 
+/* One READ into r is over. An r let go meanwhile is freed with its last
+ * READ; returns whether r was let go (nothing more is done with it). */
+static int read_into_over(struct ml_peer *p, struct ml_reasm *r)
+{
+	r->reading--;
+	if (!r->orphan)
+		return 0;
+	if (!r->reading) {
+		r->orphan = 0;
+		ml_peer_reasm_destroy(p, r);
+	}
+	return 1;
+}
+
 /* A READ ended (done: its bytes are in; else its path failed). */
 static void read_ended(struct ml_peer *p, struct zc_read *e, int done)
 {
 	struct ml_reasm *r = e->r;
 	struct ml_path *path = e->path;
 	struct ml_frame_hdr h = e->h;
-	r->reading--;
 	path->zc_posted--;
 	drop(e);
-	if (r->orphan) {
-		if (!r->reading) {
-			r->orphan = 0;
-			ml_peer_reasm_destroy(p, r);
-		}
+	if (read_into_over(p, r))
 		return;
-	}
 	if (!done || ml_reasm_check(r, h.msg_len, h.offset, h.payload_len) != ML_REASM_NEW)
 		return; /* lost with its path, or came whole as DATA meanwhile */
 	forget_waiting(p, r, h.offset);
@@ -222,10 +230,7 @@ void ml_zc_peer_fini(struct ml_peer *p)
 		if (!e->posted)
 			drop(e);
 	cds_list_for_each_entry_safe(e, t, &p->zc_reads, link) {
-		if (--e->r->reading == 0 && e->r->orphan) {
-			e->r->orphan = 0;
-			ml_peer_reasm_destroy(p, e->r);
-		}
+		read_into_over(p, e->r);
 		drop(e);
 	}
 }
