@@ -379,6 +379,13 @@ void ml_path_start_connect(struct ml_path *path)
 	ev_timer_start(p->w->loop, &path->timer);
 }
 
+/* RDESC frames may go both ways: this end's transport can READ, and the
+ * peer's HELLO (or HELLO_ACK) said the same of its end. */
+static int zcopy_agreed(const struct ml_path *path, const struct ml_hello *peer_hello)
+{
+	return path->ops->read && (peer_hello->flags & ML_HELLO_F_RDMA_READ);
+}
+
 void ml_path_attach(struct ml_path *path, const struct ml_cmd_attach *ca)
 {
 	path->fd = ca->fd;
@@ -390,7 +397,7 @@ void ml_path_attach(struct ml_path *path, const struct ml_cmd_attach *ca)
 	start_io(path);
 	if (ml_peer_check_incarnation(path->peer, &ca->hello, path) != 0)
 		return; /* path failed inside */
-	path->zcopy = path->ops->read && (ca->hello.flags & ML_HELLO_F_RDMA_READ);
+	path->zcopy = zcopy_agreed(path, &ca->hello);
 	send_hello(path, ML_FT_HELLO_ACK);
 	ML_STAT_SET(path->st.protect, ML_PROTECT_NONE);
 	if (ca->protect && start_sealing(path, ca->protect, ca->seal_a2c, ca->seal_c2a) != 0)
@@ -907,7 +914,7 @@ static void on_hello_ack(struct ml_path *path, const struct ml_frame_hdr *h, con
 	}
 	if (ml_peer_check_incarnation(p, &hello, path) != 0)
 		return;
-	path->zcopy = path->ops->read && (hello.flags & ML_HELLO_F_RDMA_READ);
+	path->zcopy = zcopy_agreed(path, &hello);
 	path_up(path);
 }
 
