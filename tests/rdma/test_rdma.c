@@ -407,6 +407,12 @@ static void scenario_failover(const char *fault, const char *clear, const char *
 	issue_locked();
 	WAIT_FOR(T.ok >= load, 60, "the load does not start (%" PRIu64 " done)", T.ok);
 	CHECK(frames_sent(0) > 0, "path 0 carried nothing before the fault");
+	/* The fault is timed from path 0's leaving "up": it must be up when
+	 * it comes. Under TCG a path can be declared down by its heartbeats
+	 * before the fault (READs in the send queue hold them up) and be in
+	 * probation when the fault hits; it did once in CI, and the test then
+	 * waited for a departure from "up" that had happened before. */
+	WAIT_FOR(T.state[0] == ML_PATH_UP, UP_WAIT_S, "path 0 not up before the fault");
 	pthread_mutex_unlock(&T.lock);
 
 	pthread_mutex_lock(&T.lock);
