@@ -9,10 +9,14 @@
  * acknowledged, and resends what a failed path lost, as an RDESC on another
  * RDMA path or as DATA on TCP.
  *
- * One READ per fragment at a time: a second RDESC of a fragment being read
+ * One READ per fragment at a time: another RDESC of a fragment being read
  * (the sender resent it after the first path failed, before we noticed)
- * waits, and is issued if the first READ dies with its path. A reassembly
- * is never reused or freed while a READ writes into it (ml_zc_reasm_keep).
+ * waits, and is issued if the first READ dies with its path. Descriptors of
+ * one fragment that came on different paths all wait: arrival order across
+ * paths says nothing about which the sender sent last, and the one from a
+ * path the sender has already seen fail dies with that path here too. A
+ * reassembly is never reused or freed while a READ writes into it
+ * (ml_zc_reasm_keep).
  */
 #include "internal.h"
 
@@ -81,13 +85,16 @@ static void kick(struct ml_peer *p)
 			return;
 }
 
-/* What waits to read into r at offset (ZC_ANY: anywhere) goes. */
+/* What waits to read into r at offset (ZC_ANY: anywhere), from path (NULL:
+ * any path), goes. */
 #define ZC_ANY UINT32_MAX /* never a fragment's offset: it is below msg_len */
-static void forget_waiting(struct ml_peer *p, const struct ml_reasm *r, uint32_t offset)
+static void forget_waiting(struct ml_peer *p, const struct ml_reasm *r, uint32_t offset,
+			   const struct ml_path *path)
 {
 	struct zc_read *e, *t;
 	cds_list_for_each_entry_safe(e, t, &p->zc_reads, link)
-		if (!e->posted && e->r == r && (offset == ZC_ANY || e->h.offset == offset))
+		if (!e->posted && e->r == r && (offset == ZC_ANY || e->h.offset == offset) &&
+		    (!path || e->path == path))
 			drop(e);
 }
 
@@ -131,9 +138,9 @@ int ml_zc_on_desc(struct ml_peer *p, struct ml_path *path, const struct ml_frame
 		ml_path_fail(path, ML_ENOMEM, "no memory for an RDMA READ");
 		return -1;
 	}
-	/* At most one waits per fragment: the newest descriptor, from the
-	 * path the sender chose last. */
-	forget_waiting(p, r, fh.offset);
+	/* At most one waits per fragment and path (the newest: one path keeps
+	 * the sender's order), so a peer repeating itself holds no more. */
+	forget_waiting(p, r, fh.offset, path);
 	*z = (struct zc_read){ .path = path, .r = r, .h = fh, .raddr = d.addr, .rkey = d.rkey };
 	cds_list_add_tail(&z->link, &p->zc_reads);
 	if (!being_read(p, r, fh.offset) && post(z) != 0)
@@ -148,7 +155,7 @@ refused:
 /* r is let go (delivered, or its session reset): what waits for it goes. */
 int ml_zc_reasm_keep(struct ml_peer *p, struct ml_reasm *r)
 {
-	forget_waiting(p, r, ZC_ANY);
+	forget_waiting(p, r, ZC_ANY, NULL);
 	if (!r->reading)
 		return 0;
 	r->orphan = 1;
@@ -181,7 +188,7 @@ static void read_ended(struct ml_peer *p, struct zc_read *e, int done)
 		return;
 	if (!done || ml_reasm_check(r, h.msg_len, h.offset, h.payload_len) != ML_REASM_NEW)
 		return; /* lost with its path, or came whole as DATA meanwhile */
-	forget_waiting(p, r, h.offset);
+	forget_waiting(p, r, h.offset, NULL);
 	ML_STAT_ADD(path->st.frames_recv, 1);
 	ML_STAT_ADD(path->st.bytes_recv, h.payload_len);
 	ML_STAT_ADD(path->st.bytes_zcopy, h.payload_len);
