@@ -229,7 +229,7 @@ static char *cmd_fault(struct ml_ctx *ctx, char **w, int nw, int clear, size_t *
 		if (!spec.fault)
 			return fail(len, ML_EINVAL, NULL,
 				    "unknown fault '%.*s' (shutdown, reset, blackhole, blackhole-tx, "
-				    "blackhole-rx, drop, delay, clear)", ECHO_MAX, w[3]);
+				    "blackhole-rx, drop, delay, clear, bad-key)", ECHO_MAX, w[3]);
 		if (nw > 4 && parse_double(w[4], &spec.value) != 0)
 			return fail(len, ML_EINVAL, NULL, "bad value '%.*s'", ECHO_MAX, w[4]);
 		if (nw > 5 && parse_double(w[5], &spec.duration_s) != 0)

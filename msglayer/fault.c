@@ -15,6 +15,7 @@ static const char *const fault_names[] = {
 	[ML_FAULT_DROP] = "drop",
 	[ML_FAULT_DELAY] = "delay",
 	[ML_FAULT_CLEAR] = "clear",
+	[ML_FAULT_BAD_KEY] = "bad-key",
 };
 #define NFAULTS (sizeof(fault_names) / sizeof(fault_names[0]))
 
@@ -35,7 +36,7 @@ int ml_fault_parse(const char *name)
 
 int ml_fault_set(ml_peer *peer, unsigned path_idx, const struct ml_fault_spec *spec)
 {
-	if (!peer || !spec || spec->fault < ML_FAULT_SHUTDOWN || spec->fault > ML_FAULT_CLEAR ||
+	if (!peer || !spec || spec->fault < ML_FAULT_SHUTDOWN || (unsigned)spec->fault >= NFAULTS ||
 	    !(spec->duration_s >= 0) || !isfinite(spec->duration_s))
 		return ML_EINVAL;
 	if (spec->fault == ML_FAULT_DROP && !(spec->value >= 0 && spec->value <= 1))

@@ -560,6 +560,9 @@ enum ml_fault {
 	                              byte stream each loss stalls it for a 200 ms retransmit */
 	ML_FAULT_DELAY = 7,        /* value: seconds added to everything received */
 	ML_FAULT_CLEAR = 8,        /* end the active fault */
+	ML_FAULT_BAD_KEY = 9,      /* RDMA descriptors sent on the path carry a wrong remote key:
+	                              the peer's READs fail and it closes the path (a peer's bug,
+	                              or memory unregistered too soon); only where zero copy goes */
 };
 
 struct ml_fault_spec {
@@ -576,7 +579,8 @@ int ml_fault_set(ml_peer *peer, unsigned path_idx, const struct ml_fault_spec *s
 /* Shorthand: ml_fault_set with value 0 and no duration. */
 int ml_fault_inject(ml_peer *peer, unsigned path_idx, int fault);
 /* Parse/print fault names: "shutdown", "reset", "blackhole", "blackhole-tx",
- * "blackhole-rx", "drop", "delay", "clear". ml_fault_parse returns 0 if unknown. */
+ * "blackhole-rx", "drop", "delay", "clear", "bad-key". ml_fault_parse returns 0
+ * if unknown. */
 int ml_fault_parse(const char *name);
 const char *ml_fault_name(int fault);
 

@@ -578,6 +578,8 @@ static int zcopy_desc(struct ml_path *path, struct ml_frag *f)
 	    path->ops->mem_key(path->fd, m->zmem->tp, &d.rkey) != 0)
 		return 0;
 	d.addr = (uint64_t)(uintptr_t)m->zmem->base + m->zoff + f->offset;
+	if (path->fault == ML_FAULT_BAD_KEY)
+		d.rkey = ~d.rkey;
 	ml_rdesc_encode(f->desc, &d);
 	return 1;
 }
@@ -1454,9 +1456,12 @@ void ml_path_apply_fault(struct ml_path *path, const struct ml_fault_spec *spec)
 	path->fault = spec->fault;
 	path->fault_value = spec->value;
 	ML_STAT_SET(path->st.fault, (uint64_t)spec->fault);
-	ml_log(path->peer->ctx, ML_LOG_WARN, "peer %u path %u (%s): fault %s injected (value %g, %s%g s)",
+	char span[48] = "until cleared";
+	if (spec->duration_s > 0)
+		snprintf(span, sizeof(span), "for %g s", spec->duration_s);
+	ml_log(path->peer->ctx, ML_LOG_WARN, "peer %u path %u (%s): fault %s injected (value %g, %s)",
 	       path->peer->node_id, path->idx, path->st.url, ml_fault_name(spec->fault), spec->value,
-	       spec->duration_s > 0 ? "for " : "until cleared, ", spec->duration_s);
+	       span);
 	if (spec->duration_s > 0) {
 		ev_timer_set(&path->fault_timer, spec->duration_s, 0);
 		ev_timer_start(loop, &path->fault_timer);

@@ -888,7 +888,7 @@ static void client_options(int argc, char **argv)
 			if (parse_fault(optarg, &cl.faults[cl.nfaults++]))
 				die_usage("bad --fault '%s': want at=S,path=I,kind=NAME[,value=X][,for=S] "
 					  "(kinds: reset shutdown blackhole blackhole-tx blackhole-rx drop "
-					  "delay external)", optarg);
+					  "delay bad-key external)", optarg);
 			break;
 		default: die_usage("client: unknown option%s", "");
 		}

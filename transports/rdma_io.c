@@ -115,7 +115,11 @@ static void read_chunk_done(struct rdma_conn *c, unsigned slot, uint32_t n)
 static void on_wc(struct rdma_conn *c, const struct ibv_wc *wc)
 {
 	if (wc->status != IBV_WC_SUCCESS) {
-		rdma_conn_fail(c, wc_errno(wc->status), "work completion: %s (status %d, vendor error 0x%x)",
+		/* Only wr_id and status are valid in an error completion. A READ's
+		 * says most: a remote access error there is the peer's descriptor
+		 * (its key or range) refused by the peer's own device. */
+		rdma_conn_fail(c, wc_errno(wc->status), "%s: %s (status %d, vendor error 0x%x)",
+			       (wc->wr_id & READ_WR_BIT) ? "RDMA READ" : "work completion",
 			       ibv_wc_status_str(wc->status), wc->status, wc->vendor_err);
 		return;
 	}

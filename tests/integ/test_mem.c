@@ -11,6 +11,8 @@
  *      of its own. Every answer matches what was sent (length and FNV-1a
  *      hash), and no path counts a zero-copy byte or a bounce copy (TCP
  *      sends from the buffers, and no RDMA path exists to READ them).
+ *   4. The bad-key fault (it spoils RDMA descriptors) leaves a TCP path
+ *      alone: a registered 1 MiB request is answered, the path never fails.
  */
 #include "msglayer.h"
 #include "check.h"
@@ -160,6 +162,25 @@ int main(void)
 	}
 	printf("ok 3b: over tcp:// no byte went by RDMA READ and none was bounced (bytes_zcopy 0, "
 	       "bytes_copied 0 at both ends)\n");
+
+	/* bad-key spoils RDMA descriptors only: over TCP none is written. */
+	struct ml_fault_spec fs = { .fault = ML_FAULT_BAD_KEY };
+	CHECK(ml_fault_set(peer, 0, &fs) == ML_OK, "ml_fault_set bad-key");
+	fill(cli_mem, MIB, 9);
+	uint64_t want = fnv1a(cli_mem, MIB);
+	struct ml_buf b = ml_buf_mem(reg, 0, MIB);
+	memset(&a, 0, sizeof(a));
+	CHECK(ml_request_send(peer, 9, &b, 1, 0, answered, &a) == ML_OK, "request under bad-key");
+	evloop_until(loop, &a.done, 1, WAIT_S, "the answer under bad-key");
+	CHECK(a.status == ML_OK && a.len == MIB && a.hash == want, "under bad-key: %s, %zu bytes",
+	      ml_strerror(a.status), a.len);
+	struct ml_peer_stats st;
+	struct ml_path_stats ps;
+	unsigned n = 1;
+	CHECK(ml_peer_stats_get(peer, &st, &ps, &n) == ML_OK, "stats");
+	CHECK(ps.fault == ML_FAULT_BAD_KEY && ps.failures == 0, "fault %llu, %llu failures",
+	      (unsigned long long)ps.fault, (unsigned long long)ps.failures);
+	printf("ok 4: the bad-key fault leaves a tcp:// path alone (1 MiB answered, 0 failures)\n");
 
 	ml_ctx_destroy(cli);
 	ml_ctx_destroy(srv);

@@ -849,6 +849,16 @@ static void test_too_big_and_bad_args(void)
 	CHECK((rc = ml_respond(NULL, &b, 1, 0, NULL, NULL)) == ML_EINVAL, "ml_respond(NULL): %s",
 	      ml_strerror(rc));
 
+	/* faults: every kind by name and back; out of range, ML_EINVAL */
+	for (int f = ML_FAULT_SHUTDOWN; f <= ML_FAULT_BAD_KEY; f++)
+		CHECK(ml_fault_parse(ml_fault_name(f)) == f, "fault %d is named '%s', which parses as %d",
+		      f, ml_fault_name(f), ml_fault_parse(ml_fault_name(f)));
+	CHECK(ml_fault_parse("bad-key") == ML_FAULT_BAD_KEY, "bad-key");
+	struct ml_fault_spec fs = { .fault = ML_FAULT_BAD_KEY + 1 };
+	CHECK((rc = ml_fault_set(peer, 0, &fs)) == ML_EINVAL, "fault %d: %s", fs.fault, ml_strerror(rc));
+	fs.fault = 0;
+	CHECK((rc = ml_fault_set(peer, 0, &fs)) == ML_EINVAL, "fault 0: %s", ml_strerror(rc));
+
 	/* peers and URLs (msglayer.h: a bad URL is ML_EINVAL) */
 	const char *ok_url[] = { "tcp://127.0.0.1:1" };
 	CHECK((rc = ml_peer_add(cli, CLI_NODE, ok_url, 1, NULL)) == ML_EINVAL,

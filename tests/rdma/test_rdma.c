@@ -7,14 +7,16 @@
  *       Requests of 64 B to 1 MiB (fragmented over the paths), every response
  *       checked byte for byte; every path must carry data frames.
  *   test_rdma failover --listen URL... --peer URL... --fault CMD --clear CMD
- *                      [--expect-reason TEXT]
+ *                      [--expect-reason TEXT] [--expect-server-reason TEXT]
+ *                      [--min-failures N]
  *       4 KiB requests under load; CMD (a shell command: iptables, ip link,
  *       rdma link; or lib:KIND, the library's own ml_fault_set on path 0)
  *       breaks path 0 and the other clears it. Path 0 must go down (for the
- *       reason TEXT, if given), requests must keep completing on the others
+ *       reason TEXT, if given; the server's end of it for its TEXT), requests must keep completing on the others
  *       meanwhile, path 0 must come back and carry data again; at the end
  *       nothing is lost, nothing completed or served twice. Prints the
- *       detection time and the longest stall.
+ *       detection time and the longest stall. A fault that flaps the path
+ *       must have failed it N times at least.
  *   --mem registered|plain (either mode)
  *       Payloads from a region of the client's, answers from one of the
  *       server's, sent without ML_SEND_COPY: registered with
@@ -65,6 +67,7 @@ static struct {
 	double t_fault;            /* when the fault was injected (0: not yet) */
 	double srv_left_up;        /* the server's first path closed after it (only path 0 is hit;
 	                              the server numbers paths in arrival order) */
+	char srv_reason[160];      /* why it closed */
 	int issuing;
 	unsigned window, inflight;
 	uint32_t size_cycle;       /* rr: sizes cycle; failover: fixed 4 KiB */
@@ -252,6 +255,7 @@ static void on_path(void *arg, ml_peer *peer, unsigned idx, int old_state, int n
 			}
 	} else if (arg == &T.srv && new_state == ML_PATH_CLOSED && T.t_fault && !T.srv_left_up) {
 		T.srv_left_up = t;
+		snprintf(T.srv_reason, sizeof(T.srv_reason), "%s", reason);
 	}
 	if (new_state != ML_PATH_SUSPECT && old_state != ML_PATH_SUSPECT)
 		fprintf(stderr, "  %7.3f %s path %u: %s -> %s (%s)\n", t, arg == &T.cli ? "client" : "server",
@@ -315,8 +319,19 @@ static void run_cmd(const char *what, const char *cmd)
 static void drain_and_check(void)
 {
 	T.issuing = 0;
-	WAIT_FOR(T.inflight == 0, 30, "%u requests still outstanding 30 s after the load stopped",
-		 T.inflight);
+	struct timespec dl;
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += 30;
+	while (T.inflight && pthread_cond_timedwait(&T.cond, &T.lock, &dl) != ETIMEDOUT)
+		;
+	if (T.inflight) { /* which, and how far each got: where to look */
+		for (uint64_t i = 0; i < T.issued; i++)
+			if (!T.done[i])
+				fprintf(stderr, "request %" PRIu64 " outstanding: %s\n", i,
+					T.served[i] ? "served, its answer never came"
+						    : "never reached the server's handler");
+		CHECK(0, "%u requests still outstanding 30 s after the load stopped", T.inflight);
+	}
 	uint64_t lost = 0;
 	for (uint64_t i = 0; i < T.issued; i++)
 		lost += T.done[i] == 0;
@@ -400,7 +415,7 @@ static void scenario_rr(unsigned count)
 }
 
 static void scenario_failover(const char *fault, const char *clear, const char *expect,
-			      unsigned load)
+			      const char *expect_srv, unsigned min_failures, unsigned load)
 {
 	pthread_mutex_lock(&T.lock);
 	T.issuing = 1;
@@ -425,6 +440,11 @@ static void scenario_failover(const char *fault, const char *clear, const char *
 	double detect = T.left_up[0] - t_fault;
 	CHECK(!expect || strstr(T.down_reason, expect), "path 0 went down for '%s', not '%s'",
 	      T.down_reason, expect);
+	if (expect_srv) {
+		WAIT_FOR(T.srv_left_up > 0, 30, "the server's end of path 0 still open 30 s after the fault");
+		CHECK(strstr(T.srv_reason, expect_srv), "the server's end of path 0 closed for '%s', not '%s'",
+		      T.srv_reason, expect_srv);
+	}
 	uint64_t ok_at_down = T.ok;
 	/* The others carry the load meanwhile: a second's worth, at least. */
 	WAIT_FOR(T.ok >= ok_at_down + 2 * load / 3, 30, "requests stopped while path 0 was down (%" PRIu64
@@ -450,6 +470,13 @@ static void scenario_failover(const char *fault, const char *clear, const char *
 	pthread_mutex_lock(&T.lock);
 	drain_and_check();
 	pthread_mutex_unlock(&T.lock);
+	struct ml_path_stats p0[MAXP];
+	unsigned np0 = MAXP;
+	path_stats(T.peer, p0, &np0);
+	printf("failover: path 0 failed %" PRIu64 " times (%" PRIu64 " flaps, %" PRIu64
+	       " probations)\n", p0[0].failures, p0[0].flaps, p0[0].probations);
+	CHECK(p0[0].failures >= min_failures, "path 0 failed %" PRIu64 " times, not %u at least",
+	      p0[0].failures, min_failures);
 	if (T.mem == MEM_REGISTERED) {
 		/* What was in flight on path 0 went again elsewhere (as RDESC on
 		 * RDMA, as DATA on TCP); never through a bounce buffer. */
@@ -477,15 +504,17 @@ static void scenario_failover(const char *fault, const char *clear, const char *
 static void usage(void)
 {
 	fprintf(stderr, "usage: test_rdma rr|failover --listen URL... --peer URL... [--count N]\n"
-			"                 [--fault CMD --clear CMD [--expect-reason TEXT]]\n"
+			"                 [--fault CMD --clear CMD [--expect-reason TEXT]\n"
+			"                  [--expect-server-reason TEXT] [--min-failures N]]\n"
 			"                 [--path-down S] [--mem registered|plain] [--size N] [--load N]\n");
 	exit(2);
 }
 
 int main(int argc, char **argv)
 {
-	const char *listen[MAXP], *peers[MAXP], *fault = NULL, *clear = NULL, *expect = NULL;
-	unsigned nl = 0, np = 0, count = 500, load = 300;
+	const char *listen[MAXP], *peers[MAXP], *fault = NULL, *clear = NULL, *expect = NULL,
+		   *expect_srv = NULL;
+	unsigned nl = 0, np = 0, count = 500, load = 300, min_failures = 1;
 	T.size = 4096;
 	double path_down = 0;
 	if (argc < 2 || argc % 2 != 0) /* a mode, then options with a value each */
@@ -504,6 +533,10 @@ int main(int argc, char **argv)
 			clear = argv[i + 1];
 		else if (!strcmp(argv[i], "--expect-reason"))
 			expect = argv[i + 1];
+		else if (!strcmp(argv[i], "--expect-server-reason"))
+			expect_srv = argv[i + 1];
+		else if (!strcmp(argv[i], "--min-failures"))
+			min_failures = (unsigned)atoi(argv[i + 1]);
 		else if (!strcmp(argv[i], "--count"))
 			count = (unsigned)atoi(argv[i + 1]);
 		else if (!strcmp(argv[i], "--path-down"))
@@ -566,7 +599,7 @@ int main(int argc, char **argv)
 	if (T.rr)
 		scenario_rr(count);
 	else
-		scenario_failover(fault, clear, expect, load);
+		scenario_failover(fault, clear, expect, expect_srv, min_failures, load);
 	ml_ctx_destroy(T.cli);
 	ml_ctx_destroy(T.srv);
 	ml_mem_unregister(T.cli_reg);

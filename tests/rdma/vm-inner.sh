@@ -52,6 +52,16 @@ run 150 test_rdma failover --mem registered --size 262144 --load 30 \
 	--peer "rdma://$A1:7421?src=$A0" --peer "tcp://$B1:7422" \
 	--fault lib:reset --clear lib:clear --expect-reason "fault injected: reset"
 
+# A peer's descriptors that its own device refuses (wrong remote key: a bug,
+# or memory unregistered too soon): the READs fail with a remote access
+# error, the reader closes the path and says why, the fragments go again on
+# path B; path A fails on each reconnect until the fault is cleared.
+step "(e5) zero copy: path A's descriptors carry a wrong remote key, then cleared"
+run 150 test_rdma failover --mem registered --size 262144 --load 30 \
+	--listen rdma://$A1:7423 --listen rdma://$B1:7424 \
+	--peer "rdma://$A1:7423?src=$A0" --peer "rdma://$B1:7424?src=$B0" \
+	--fault lib:bad-key --clear lib:clear --expect-server-reason "RDMA READ: remote access error"
+
 # Drop RoCEv2 on the receiving side of both ends (INPUT, not OUTPUT: an
 # OUTPUT drop leaves rxe retrying forever and rdma_destroy_id stuck).
 drop="iptables -A INPUT -i vA1 -p udp --dport 4791 -j DROP && iptables -A INPUT -i vA0 -p udp --dport 4791 -j DROP"
@@ -67,6 +77,15 @@ step "(b2) RDMA + TCP under load: path A's link set down, then up"
 run 150 test_rdma failover --listen rdma://$A1:7405 --listen tcp://$B1:7406 \
 	--peer "rdma://$A1:7405?src=$A0" --peer "tcp://$B1:7406" \
 	--fault "ip link set vA0 down" --clear "ip link set vA0 up"
+
+# A flapping link: down and up three times in six seconds. Each time rxe
+# fails the QP, the path comes back after its flap hold-out and probation;
+# requests keep going on path B throughout.
+flap="for i in 1 2 3; do ip link set vA0 down; sleep 0.5; ip link set vA0 up; sleep 1.5; done"
+step "(b5) RDMA + TCP under load: path A's link flaps three times"
+run 150 test_rdma failover --listen rdma://$A1:7425 --listen tcp://$B1:7426 \
+	--peer "rdma://$A1:7425?src=$A0" --peer "tcp://$B1:7426" \
+	--fault "$flap" --clear "ip link set vA0 up" --min-failures 2
 
 # The library's own faults (ml_fault_set) on the RDMA path: reset moves the
 # QP to the error state; blackholes are the core's, as on TCP.
