@@ -224,6 +224,26 @@ static uint32_t parse_max_inflight(const char *s)
 	return (uint32_t)v;
 }
 
+/* Each client's paths as this end counted them, frames included: against
+ * the clients' own counts (their --json "paths"), a frame that one end
+ * wrote and the other never read shows. */
+static void print_server_paths(ml_ctx *ctx)
+{
+	ml_peer *peers[64];
+	unsigned np = ml_ctx_peers(ctx, peers, 64);
+	for (unsigned i = 0; i < np && i < 64; i++) {
+		struct ml_peer_stats st;
+		struct ml_path_stats ps[16];
+		unsigned n = 16;
+		if (ml_peer_stats_get(peers[i], &st, ps, &n) != ML_OK)
+			continue;
+		for (unsigned k = 0; k < n && k < 16; k++)
+			fprintf(stderr, "ml-perf server: node %u path %u %s: frames sent %" PRIu64
+				" received %" PRIu64 ", failures %" PRIu64 "\n", st.node_id, k, ps[k].url,
+				ps[k].frames_sent, ps[k].frames_recv, ps[k].failures);
+	}
+}
+
 static int server_main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -294,6 +314,7 @@ static int server_main(int argc, char **argv)
 	}
 	int sig;
 	sigwait(&sigs, &sig);
+	print_server_paths(ctx);
 	ml_ctx_destroy(ctx);
 	uint64_t received = 0, dups = 0;
 	for (int i = 0; i < MAX_RUNS; i++) {
@@ -792,12 +813,13 @@ static void print_report(double measured_s, uint64_t lost)
 	printf("\"max_rss_kb\": %ld, \"paths\": [", ru.ru_maxrss);
 	for (unsigned i = 0; i < np; i++)
 		printf("%s{\"index\": %u, \"url\": \"%s\", \"state\": \"%s\", \"share\": %.4f, "
-		       "\"bytes_sent\": %" PRIu64 ", \"failures\": %" PRIu64 ", \"connects\": %" PRIu64
+		       "\"bytes_sent\": %" PRIu64 ", \"frames_sent\": %" PRIu64 ", \"frames_recv\": %" PRIu64
+		       ", \"failures\": %" PRIu64 ", \"connects\": %" PRIu64
 		       ", \"suspects\": %" PRIu64 ", \"recoveries\": %" PRIu64 ", \"flaps\": %" PRIu64
 		       ", \"probations\": %" PRIu64 ", \"resent\": %" PRIu64 ", \"failed_inflight\": %" PRIu64
 		       ", \"rtt_us\": %.1f}", i ? ", " : "", i, ps[i].url, ml_path_state_name(ps[i].state),
 		       total_sent ? (double)ps[i].bytes_sent / total_sent : 0.0, ps[i].bytes_sent,
-		       ps[i].failures, ps[i].connects, ps[i].suspects, ps[i].recoveries, ps[i].flaps,
+		       ps[i].frames_sent, ps[i].frames_recv, ps[i].failures, ps[i].connects, ps[i].suspects, ps[i].recoveries, ps[i].flaps,
 		       ps[i].probations, ps[i].frames_resent, ps[i].frames_failed_inflight, ps[i].rtt_us);
 	printf("]}\n");
 }
