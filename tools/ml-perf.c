@@ -389,6 +389,7 @@ static struct {
 	uint64_t completed_after_last_failure, inflight_at_fault;
 	uint64_t errors[32];
 	int issuing, blocked, fault_seen;
+	int connecting;            /* in wait_connected: a path coming up may end its loop */
 	struct hist all, interval_hist;
 	uint64_t *buckets; /* completions per 100 ms since t0 */
 	unsigned nbuckets;
@@ -685,7 +686,10 @@ static void on_path_event(void *arg, ml_peer *peer, unsigned idx, int old, int n
 	(void)idx;
 	(void)old;
 	(void)reason;
-	if (!cl.issuing && new_state == ML_PATH_UP && connected())
+	/* Only wait_connected's loop: the same event in the drain (a path
+	 * back from suspect) once ended the run with answers on their way,
+	 * which the report then counted as lost. */
+	if (cl.connecting && new_state == ML_PATH_UP && connected())
 		ev_break(cl.loop, EVBREAK_ALL); /* wait_connected is done */
 }
 
@@ -704,8 +708,10 @@ static int wait_connected(void)
 	cl.t0 = now();
 	ev_timer_init(&check, on_connect_check, 2, 1); /* the 2 s and 10 s limits */
 	ev_timer_start(cl.loop, &check);
+	cl.connecting = 1;
 	if (!connected())
 		ev_run(cl.loop, 0);
+	cl.connecting = 0;
 	ev_timer_stop(cl.loop, &check);
 	return connected() ? 0 : -1;
 }

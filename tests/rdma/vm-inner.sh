@@ -109,6 +109,13 @@ peer="rdma://$A1:7407?src=$A0,rdma://$B1:7408?src=$B0"
 run 60 ml-perf client --peer "$peer" --test rr --size 64 --duration 5 --interval 0 --json
 run 60 ml-perf client --peer "$peer" --test rr --size 4096 --window 16 --duration 5 --interval 0 --json
 run 60 ml-perf client --peer "$peer" --test bw --duration 5 --interval 0 --json
+# 1% of packets lost on every veth end: rxe retransmits, paths go suspect
+# or fail and come back; nothing may be lost (ml-perf exits 1 if it is).
+step "(c2) the same under 1% packet loss on both links (netem)"
+for d in vA0 vA1 vB0 vB1; do tc qdisc add dev $d root netem loss 1%; done
+run 60 ml-perf client --peer "$peer" --test rr --size 4096 --window 16 --duration 4 --interval 0 --json
+run 60 ml-perf client --peer "$peer" --test bw --duration 4 --interval 0 --json
+for d in vA0 vA1 vB0 vB1; do tc qdisc del dev $d root; done
 kill $srv
 wait $srv
 cat /tmp/srv.log
