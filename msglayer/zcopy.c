@@ -64,8 +64,15 @@ static int post(struct zc_read *e)
 			    e->rkey, (uint64_t)(uintptr_t)e) != 0) {
 		if (errno == EAGAIN)
 			return 0;
-		char why[96];
-		snprintf(why, sizeof(why), "cannot post an RDMA READ: %s", strerror(errno));
+		/* A connection that failed (a READ's error completion, the peer's
+		 * DISCONNECTED) says why in its own words: errno alone says only
+		 * that it failed. Copied: ml_path_fail frees the connection. */
+		const char *tw = path->ops->why ? path->ops->why(path->fd) : NULL;
+		char why[160];
+		if (tw)
+			snprintf(why, sizeof(why), "%s", tw);
+		else
+			snprintf(why, sizeof(why), "cannot post an RDMA READ: %s", strerror(errno));
 		ml_path_fail(path, ML_ESYS, why);
 		return -1;
 	}

@@ -158,6 +158,8 @@ void rdma_conn_free(struct rdma_conn *c);
 int rdma_io_post_recvs(struct rdma_conn *c, const uint16_t *idx, unsigned n);
 /* Drain both channels, poll the CQ, post what was read, settle the notes. */
 void rdma_conn_progress(struct rdma_conn *c);
+/* Take what the completion queue holds (part of progress). */
+void rdma_conn_poll_cq(struct rdma_conn *c);
 /* Make the notes tell the truth (input or an end to report, room). */
 void rdma_conn_settle(struct rdma_conn *c);
 int rdma_conn_can_send(const struct rdma_conn *c);

@@ -325,6 +325,11 @@ static void on_cm_event(struct rdma_conn *c, enum rdma_cm_event_type type, int s
 		rdma_conn_fail(c, ECONNREFUSED, "%s (status %d)", rdma_event_str(type), status);
 		break;
 	case RDMA_CM_EVENT_DISCONNECTED:
+		/* The peer may have gone because of an error of ours it saw first
+		 * (it refused our READ: a wrong key): a completion that came
+		 * before its disconnect says why, and is the first failure. */
+		if (c->cq)
+			rdma_conn_poll_cq(c);
 		if (!c->err)
 			c->eof = 1;
 		break;

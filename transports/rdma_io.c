@@ -142,7 +142,7 @@ static void on_wc(struct rdma_conn *c, const struct ibv_wc *wc)
 		c->state = RDMA_ESTABLISHED;
 }
 
-static void poll_cq(struct rdma_conn *c)
+void rdma_conn_poll_cq(struct rdma_conn *c)
 {
 	struct ibv_cq *ecq;
 	void *ectx;
@@ -332,7 +332,7 @@ void rdma_conn_progress(struct rdma_conn *c)
 {
 	rdma_conn_cm_events(c);
 	if (c->cq)
-		poll_cq(c);
+		rdma_conn_poll_cq(c);
 	/* Credit-only SENDs carry nothing to read: their buffers go back now. */
 	while (c->rxq_count && c->rxlen[c->rxq_head] == 0)
 		rdma_conn_consume_head(c);

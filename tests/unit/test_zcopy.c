@@ -13,6 +13,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,8 +78,14 @@ static unsigned fake_reads_done(int fd, uint64_t *cookies, unsigned max)
 	return n;
 }
 
+/* A broken connection's own words, as the RDMA transport keeps them. */
+static const char *fake_why(int fd)
+{
+	return tp.dead[fd] ? "the peer disconnected (test)" : NULL;
+}
+
 static const struct ml_transport_ops fake_ops = { .scheme = "fake", .read = fake_read,
-						  .reads_done = fake_reads_done };
+						  .reads_done = fake_reads_done, .why = fake_why };
 
 /* ---- the session double ---- */
 
@@ -88,6 +95,7 @@ static struct ml_path paths[NPATHS];
 static struct ml_reasm *reasm;  /* the one message being reassembled */
 static uint8_t sent[MSG];       /* the sender's registered memory */
 static int delivered, freed, failures[NPATHS], last_fail_status;
+static char last_fail_why[160];
 static uint8_t got[MSG];
 
 int ml_tp_mem_add(void *base, size_t len, struct ml_tp_mem **out)
@@ -145,7 +153,7 @@ void ml_peer_reasm_destroy(struct ml_peer *p, struct ml_reasm *r)
 
 void ml_path_fail(struct ml_path *path, int status, const char *why)
 {
-	(void)why;
+	snprintf(last_fail_why, sizeof(last_fail_why), "%s", why);
 	for (unsigned i = 0; i < tp.nreads; i++) /* closed: its READs die unreported */
 		if (tp.reads[i].fd == path->fd)
 			tp.reads[i].done = 1;
@@ -269,6 +277,7 @@ static void test_stale_descriptor_does_not_displace_a_waiting_one(void **state)
 	tp.dead[A] = 1;
 	assert_int_equal(desc(A, 0), -1);
 	assert_int_equal(failures[A], 1);
+	assert_string_equal(last_fail_why, "the peer disconnected (test)"); /* not errno's words */
 	complete_one(B); /* fragment 1 in: B's slot is free */
 	assert_int_equal(reads_of(B, 0), 1);
 	for (unsigned k = 2; k < NFRAG; k++)
