@@ -244,6 +244,17 @@ static void complete_all(unsigned path)
 		complete_one(path);
 }
 
+/* Fragments from k on are described on path and read: the message is then
+ * delivered once, byte for byte. */
+static void finish_on(unsigned path, unsigned k)
+{
+	for (; k < NFRAG; k++)
+		assert_int_equal(desc(path, k), 0);
+	complete_all(path);
+	assert_int_equal(delivered, 1);
+	assert_memory_equal(got, sent, MSG);
+}
+
 /* ---- tests ---- */
 
 static void test_fragments_read_into_place_once(void **state)
@@ -280,11 +291,7 @@ static void test_stale_descriptor_does_not_displace_a_waiting_one(void **state)
 	assert_string_equal(last_fail_why, "the peer disconnected (test)"); /* not errno's words */
 	complete_one(B); /* fragment 1 in: B's slot is free */
 	assert_int_equal(reads_of(B, 0), 1);
-	for (unsigned k = 2; k < NFRAG; k++)
-		assert_int_equal(desc(B, k), 0);
-	complete_all(B);
-	assert_int_equal(delivered, 1);
-	assert_memory_equal(got, sent, MSG);
+	finish_on(B, 2);
 }
 
 /* A fragment being read on A, described again on B: B waits, and reads
@@ -297,11 +304,7 @@ static void test_waiting_descriptor_read_when_the_reading_path_fails(void **stat
 	assert_int_equal(reads_of(B, 0), 0);
 	ml_path_fail(&paths[A], ML_ENOTCONN, "test");
 	assert_int_equal(reads_of(B, 0), 1);
-	for (unsigned k = 1; k < NFRAG; k++)
-		assert_int_equal(desc(B, k), 0);
-	complete_all(B);
-	assert_int_equal(delivered, 1);
-	assert_memory_equal(got, sent, MSG);
+	finish_on(B, 1);
 }
 
 /* A READ that completes makes every other descriptor of its fragment moot. */
@@ -345,11 +348,7 @@ static void test_all_describing_paths_fail(void **state)
 	assert_int_equal(reasm->reading, 0);
 	paths[A].fd = A; /* reconnected: the sender resends there */
 	tp.dead[A] = 0;
-	for (unsigned k = 0; k < NFRAG; k++)
-		assert_int_equal(desc(A, k), 0);
-	complete_all(A);
-	assert_int_equal(delivered, 1);
-	assert_memory_equal(got, sent, MSG);
+	finish_on(A, 0);
 }
 
 /* The session lets a message go (reset) while READs write into it: the
