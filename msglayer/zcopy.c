@@ -67,12 +67,13 @@ static int post(struct zc_read *e)
 		/* A connection that failed (a READ's error completion, the peer's
 		 * DISCONNECTED) says why in its own words: errno alone says only
 		 * that it failed. Copied: ml_path_fail frees the connection. */
+		int err = errno;
 		const char *tw = path->ops->why ? path->ops->why(path->fd) : NULL;
 		char why[160];
 		if (tw)
 			snprintf(why, sizeof(why), "%s", tw);
 		else
-			snprintf(why, sizeof(why), "cannot post an RDMA READ: %s", strerror(errno));
+			snprintf(why, sizeof(why), "cannot post an RDMA READ: %s", strerror(err));
 		ml_path_fail(path, ML_ESYS, why);
 		return -1;
 	}
