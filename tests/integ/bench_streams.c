@@ -220,10 +220,7 @@ int main(void)
 	stream_settings(&c);
 	c.node_id = CLI;
 	CHECK(ml_ctx_create(&c, &cli) == ML_OK, "client");
-	while (!ml_listen_port(srv, 0) || !ml_listen_port(srv, 1)) {
-		struct timespec ts = { 0, 1000000 };
-		nanosleep(&ts, NULL); /* (no event tells an application the bind happened) */
-	}
+	check_listening(srv, 2, 10);
 	for (int i = 0; i < 2; i++)
 		snprintf(u[i], sizeof(u[i]), "tcp://%s:%u", addr[i], ml_listen_port(srv, (unsigned)i));
 	const char *urls[] = { u[0], u[1] };

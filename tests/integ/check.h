@@ -2,6 +2,8 @@
 #ifndef ML_TEST_CHECK_H
 #define ML_TEST_CHECK_H
 
+#include "msglayer.h"
+
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +43,23 @@ static inline int check_wait(pthread_mutex_t *mu, pthread_cond_t *cv, int (*ok)(
 		pthread_cond_timedwait(cv, mu, &ts);
 	}
 	return 1;
+}
+
+/* Wait until ctx's first n listeners have their ports: ml_listen returns
+ * before its worker has bound, and no event tells an application the bind
+ * happened. A bind that never comes fails the test after timeout_s. */
+static inline void check_listening(ml_ctx *ctx, unsigned n, double timeout_s)
+{
+	for (double waited = 0;; waited += 0.001) {
+		unsigned bound = 0;
+		while (bound < n && ml_listen_port(ctx, bound))
+			bound++;
+		if (bound == n)
+			return;
+		CHECK(waited < timeout_s, "listener %u not bound %.0f s after ml_listen", bound, timeout_s);
+		struct timespec ts = { 0, 1000000 };
+		nanosleep(&ts, NULL);
+	}
 }
 
 #endif

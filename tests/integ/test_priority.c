@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define SRV 1
 #define CLI 2
@@ -55,10 +54,7 @@ int main(void)
 	c.max_frag_payload = FRAG;
 	CHECK(ml_ctx_create(&c, &srv) == ML_OK, "server");
 	CHECK(ml_listen(srv, "tcp://127.0.0.1:0") == ML_OK, "listen");
-	while (!ml_listen_port(srv, 0)) {
-		struct timespec ts = { 0, 1000000 };
-		nanosleep(&ts, NULL); /* (no event tells an application the bind happened) */
-	}
+	check_listening(srv, 1, 10);
 
 	int fd = raw_connect(ml_listen_port(srv, 0));
 	struct ml_hello hello = { .node_id = CLI, .dest_node_id = SRV, .incarnation = 0x5eed,

@@ -552,11 +552,7 @@ static void test_blocking(uint64_t total)
 	c.node_id = CLI;
 	CHECK(ml_ctx_create(&c, &cli) == ML_OK, "client");
 	char u0[64], u1[64];
-	/* ml_listen_port is 0 until the worker bound it. */
-	while (!ml_listen_port(srv, 0) || !ml_listen_port(srv, 1)) {
-		struct timespec ts = { 0, 1000000 };
-		nanosleep(&ts, NULL); /* (no event tells an application the bind happened) */
-	}
+	check_listening(srv, 2, 10);
 	snprintf(u0, sizeof(u0), "tcp://127.0.0.1:%u", ml_listen_port(srv, 0));
 	snprintf(u1, sizeof(u1), "tcp://127.0.0.2:%u", ml_listen_port(srv, 1));
 	const char *urls[] = { u0, u1 };
@@ -686,10 +682,7 @@ static void test_protocol_violation(void)
 	c.cb_arg = &ps;
 	CHECK(ml_ctx_create(&c, &srv) == ML_OK, "server");
 	CHECK(ml_listen(srv, "tcp://127.0.0.1:0") == ML_OK, "listen");
-	while (!ml_listen_port(srv, 0)) {
-		struct timespec ts = { 0, 1000000 };
-		nanosleep(&ts, NULL); /* (no event tells an application the bind happened) */
-	}
+	check_listening(srv, 1, 10);
 	int fd = raw_connect(ml_listen_port(srv, 0));
 	struct ml_hello hello = { .node_id = CLI, .dest_node_id = SRV, .incarnation = 0x5eed,
 				  .min_version = 1, .max_version = 1, .max_frag_payload = 65536,
