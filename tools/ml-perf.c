@@ -229,15 +229,16 @@ static uint32_t parse_max_inflight(const char *s)
  * wrote and the other never read shows. */
 static void print_server_paths(ml_ctx *ctx)
 {
-	ml_peer *peers[64];
-	unsigned np = ml_ctx_peers(ctx, peers, 64);
-	for (unsigned i = 0; i < np && i < 64; i++) {
+	enum { MAX_CLIENTS = 64 };
+	ml_peer *peers[MAX_CLIENTS];
+	unsigned np = ml_ctx_peers(ctx, peers, MAX_CLIENTS);
+	for (unsigned i = 0; i < np && i < MAX_CLIENTS; i++) {
 		struct ml_peer_stats st;
-		struct ml_path_stats ps[16];
-		unsigned n = 16;
+		struct ml_path_stats ps[MAX_PATHS];
+		unsigned n = MAX_PATHS;
 		if (ml_peer_stats_get(peers[i], &st, ps, &n) != ML_OK)
 			continue;
-		for (unsigned k = 0; k < n && k < 16; k++)
+		for (unsigned k = 0; k < n && k < MAX_PATHS; k++)
 			fprintf(stderr, "ml-perf server: node %u path %u %s: frames sent %" PRIu64
 				" received %" PRIu64 ", failures %" PRIu64 "\n", st.node_id, k, ps[k].url,
 				ps[k].frames_sent, ps[k].frames_recv, ps[k].failures);
