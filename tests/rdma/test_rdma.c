@@ -264,18 +264,19 @@ static void on_path(void *arg, ml_peer *peer, unsigned idx, int old_state, int n
 	pthread_mutex_unlock(&T.lock);
 }
 
-/* Wait (T.lock held) until what holds; a deadline passed is a failure. */
-#define WAIT_FOR(what, secs, ...)                                                          \
-	do {                                                                               \
-		struct timespec dl;                                                        \
-		clock_gettime(CLOCK_REALTIME, &dl);                                        \
-		dl.tv_sec += (time_t)(secs);                                               \
-		while (!(what))                                                            \
-			if (pthread_cond_timedwait(&T.cond, &T.lock, &dl) == ETIMEDOUT) {  \
-				CHECK((what), __VA_ARGS__);                                \
-				break;                                                     \
-			}                                                                  \
-	} while (0)
+/* Wait (T.lock held) until what holds, at most secs: whether it does. */
+#define WAITED(what, secs)                                                                 \
+	({                                                                                 \
+		struct timespec dl_;                                                       \
+		clock_gettime(CLOCK_REALTIME, &dl_);                                       \
+		dl_.tv_sec += (time_t)(secs);                                              \
+		while (!(what) && pthread_cond_timedwait(&T.cond, &T.lock, &dl_) != ETIMEDOUT) \
+			;                                                                  \
+		(what);                                                                    \
+	})
+
+/* The same, where a deadline passed is a failure. */
+#define WAIT_FOR(what, secs, ...) CHECK(WAITED(what, secs), __VA_ARGS__)
 
 static int all_up(void)
 {
@@ -319,12 +320,7 @@ static void run_cmd(const char *what, const char *cmd)
 static void drain_and_check(void)
 {
 	T.issuing = 0;
-	struct timespec dl;
-	clock_gettime(CLOCK_REALTIME, &dl);
-	dl.tv_sec += 30;
-	while (T.inflight && pthread_cond_timedwait(&T.cond, &T.lock, &dl) != ETIMEDOUT)
-		;
-	if (T.inflight) { /* which, and how far each got: where to look */
+	if (!WAITED(T.inflight == 0, 30)) { /* which, and how far each got: where to look */
 		for (uint64_t i = 0; i < T.issued; i++)
 			if (!T.done[i])
 				fprintf(stderr, "request %" PRIu64 " outstanding: %s\n", i,
